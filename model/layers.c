@@ -1,0 +1,141 @@
+// Row kernels (see layers.h). Plain C loops written so gcc vectorises them;
+// each exported kernel is cloned for AVX-512, AVX2 and baseline x86-64 and
+// picked at load time. Without FMA contraction every clone gives the same
+// bits, so the choice changes speed only.
+#include "layers.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && !defined(NS_NO_CLONES)
+#define NS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NS_CLONES
+#endif
+
+#define LANES 16
+
+static inline float reduce_lanes_sum(float acc[LANES]) {
+    for (int w = LANES / 2; w >= 1; w >>= 1)
+        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+    return acc[0];
+}
+
+static inline float sum_inline(const float *x, int n) {
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += x[i + l];
+    for (int l = 0; i < n; i++, l++) acc[l] += x[i];
+    return reduce_lanes_sum(acc);
+}
+
+NS_CLONES float layer_sum(const float *x, int n) { return sum_inline(x, n); }
+
+// exp by Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, and a degree-6
+// Taylor polynomial (error < 2e-7 relative), then scaling by 2^k through the
+// exponent bits. Rounding k uses the 1.5*2^23 trick (exact without -ffast-math).
+static inline float exp_inline(float x) {
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 88.37f ? 88.37f : x;
+    float kf = x * 1.44269504088896341f + 12582912.0f;
+    kf = kf - 12582912.0f;
+    float r = x - kf * 0.693145751953125f;
+    r = r - kf * 1.42860682030941723212e-6f;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t bits = ((int32_t)kf + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+float layer_exp(float x) { return exp_inline(x); }
+
+NS_CLONES void layer_norm_modulate_row(float *out, const float *x, const float *shift, const float *scale, int D,
+                                       float eps) {
+    float mean = sum_inline(x, D) / (float)D;
+    for (int i = 0; i < D; i++) out[i] = x[i] - mean;  // centred, reused below
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= D; i += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += out[i + l] * out[i + l];
+    for (int l = 0; i < D; i++, l++) acc[l] += out[i] * out[i];
+    float rstd = 1.0f / sqrtf(reduce_lanes_sum(acc) / (float)D + eps);
+    for (int j = 0; j < D; j++) out[j] = out[j] * rstd * (1.0f + scale[j]) + shift[j];
+}
+
+// gelu_tanh(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi)(x + 0.044715 x^3);
+// 0.5 (1 + tanh(u)) = 1 / (1 + exp(-2u)), which has no cancellation near 0.
+NS_CLONES void layer_bias_gelu_row(float *out, const float *x, const float *bias, int n) {
+    for (int i = 0; i < n; i++) {
+        float v = x[i] + bias[i];
+        float u = 0.7978845608028654f * (v + 0.044715f * v * v * v);
+        out[i] = v / (1.0f + exp_inline(-2.0f * u));
+    }
+}
+
+NS_CLONES void layer_gated_residual_row(float *x, const float *gate, const float *y, const float *bias, int n) {
+    for (int i = 0; i < n; i++) x[i] += gate[i] * (y[i] + bias[i]);
+}
+
+NS_CLONES void layer_silu_row(float *out, const float *x, int n) {
+    for (int i = 0; i < n; i++) out[i] = x[i] / (1.0f + exp_inline(-x[i]));
+}
+
+NS_CLONES void layer_bias_silu_row(float *out, const float *x, const float *bias, int n) {
+    for (int i = 0; i < n; i++) {
+        float v = x[i] + bias[i];
+        out[i] = v / (1.0f + exp_inline(-v));
+    }
+}
+
+NS_CLONES void layer_softmax_row(float *x, float scale, int n) {
+    float mx[LANES];
+    for (int l = 0; l < LANES; l++) mx[l] = -INFINITY;
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) mx[l] = x[i + l] > mx[l] ? x[i + l] : mx[l];
+    for (int l = 0; i < n; i++, l++) mx[l] = x[i] > mx[l] ? x[i] : mx[l];
+    float m = mx[0];
+    for (int l = 1; l < LANES; l++) m = mx[l] > m ? mx[l] : m;
+    for (int j = 0; j < n; j++) x[j] = exp_inline((x[j] - m) * scale);
+    float inv = 1.0f / sum_inline(x, n);
+    for (int j = 0; j < n; j++) x[j] *= inv;
+}
+
+// Ref: DiT models.py TimestepEmbedder.timestep_embedding (freqs in float32,
+// args = t * freq in float32, cos/sin). cos/sin are taken in double and
+// rounded, so the float result does not depend on libm's CPU-specific paths.
+void layer_timestep_embedding(float *out, float t, int dim) {
+    int half = dim / 2;
+    for (int i = 0; i < half; i++) {
+        float freq = (float)exp(-log(10000.0) * (double)i / (double)half);
+        float arg = t * freq;
+        out[i] = (float)cos((double)arg);
+        out[half + i] = (float)sin((double)arg);
+    }
+}
+
+// Ref: DiT/MAE get_2d_sincos_pos_embed: emb = [emb(col), emb(row)], each
+// emb(pos) over D/2 channels = [sin(pos*w_i), cos(pos*w_i)], w_i = 1/10000^(i/(D/4)).
+void layer_pos_embed_2d(float *out, int grid, int D) {
+    int quarter = D / 4;
+    for (int row = 0; row < grid; row++)
+        for (int col = 0; col < grid; col++) {
+            float *o = out + (size_t)(row * grid + col) * D;
+            for (int i = 0; i < quarter; i++) {
+                double w = 1.0 / pow(10000.0, (double)i / (double)quarter);
+                o[i] = (float)sin(col * w);
+                o[quarter + i] = (float)cos(col * w);
+                o[2 * quarter + i] = (float)sin(row * w);
+                o[3 * quarter + i] = (float)cos(row * w);
+            }
+        }
+}
