@@ -17,16 +17,22 @@ the same kernels.  torch.set_num_threads does not reach BLIS, which reads
 BLIS_NUM_THREADS from the environment once, at its first call; so unless the
 caller set it, this script sets BLIS_NUM_THREADS = --threads before importing
 torch (measured: ~35% faster at 2 threads than BLIS left single-threaded).
+
+Times are per batch and the median is reported: on a shared virtual machine a
+single batch can stall for many times its normal duration (seen here with 2
+threads), and the median ignores such outliers where the mean would not.
 """
 
 import argparse
 import json
 import os
 import resource
+import statistics
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+MIN_ITERS = 3  # timed batches, even when one batch outlasts --seconds
 
 
 def main():
@@ -44,7 +50,7 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=3.0,
-                    help="run timed batches until at least this long has passed")
+                    help="time batches until they add up to this (at least 3 batches)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed batches first")
     args = ap.parse_args()
 
@@ -63,24 +69,22 @@ def main():
     t = torch.rand(args.batch, generator=gen)
     y = torch.randint(0, args.classes, (args.batch,), generator=gen)
 
+    times = []  # seconds per timed batch
     with torch.no_grad():
         for _ in range(args.warmup):
             model(x, t, y)
-        iters = 0
-        start = time.perf_counter()
-        while True:
+        while sum(times) < args.seconds or len(times) < MIN_ITERS:
+            start = time.perf_counter()
             model(x, t, y)
-            iters += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= args.seconds:
-                break
+            times.append(time.perf_counter() - start)
+    median = statistics.median(times)
 
     print(json.dumps({
-        "images_per_s": round(args.batch * iters / elapsed, 3),
-        "seconds_per_batch": round(elapsed / iters, 6),
+        "images_per_s": round(args.batch / median, 3),
+        "seconds_per_batch": round(median, 6),
         "batch": args.batch,
         "threads": args.threads,
-        "iterations": iters,
+        "iterations": len(times),
         "torch": torch.__version__,
         "blis_arch_type": os.environ.get("BLIS_ARCH_TYPE"),
         "blis_num_threads": os.environ["BLIS_NUM_THREADS"],

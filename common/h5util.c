@@ -85,12 +85,12 @@ ns_status h5u_attr_write_double(hid_t obj, const char *path, const char *name, d
     return attr_write(obj, path, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
 }
 
+// Variable-length UTF-8, which h5py reads back as str (fixed-length gives bytes).
 ns_status h5u_attr_write_string(hid_t obj, const char *path, const char *name, const char *value) {
     hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, strlen(value) + 1);
-    H5Tset_strpad(type, H5T_STR_NULLTERM);
+    H5Tset_size(type, H5T_VARIABLE);
     H5Tset_cset(type, H5T_CSET_UTF8);
-    ns_status st = attr_write(obj, path, name, type, type, value);
+    ns_status st = attr_write(obj, path, name, type, type, &value);
     H5Tclose(type);
     return st;
 }

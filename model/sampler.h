@@ -110,9 +110,9 @@ typedef ns_status (*sampler_step_fn)(void *user, int step, float t,
 // counter_base + k*dim ... + dim - 1: a run uses [counter_base,
 // counter_base + (steps-1)*dim) of each sample's stream. keys: (B,), needed
 // only by Euler-Maruyama with steps > 1 (else may be NULL).
-// on_step may be NULL. *nfe (if not NULL) = NFEs per sample spent, also when
-// an error stops the run early. On error x holds the states after the last
-// completed step, or a partial update of a step that failed mid-way.
+// x must not be one of ws's buffers. on_step may be NULL. *nfe (if not NULL)
+// = NFEs per sample spent, also when an error stops the run early; x then
+// holds the states after the last completed step.
 ns_status sampler_run(const sampler_model *m, const sampler_params *p,
                       sampler_workspace *ws, float *x, const int *y, int B,
                       const noise_key *keys, uint64_t counter_base,
