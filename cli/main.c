@@ -11,6 +11,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"sample", cmd_sample, "denoise noise into samples: PNG grid + HDF5 (no search)"},
+    {"train", cmd_train, "train the denoiser on Fashion-MNIST (MPI data-parallel)"},
 };
 
 static void usage(FILE *out) {

@@ -60,6 +60,45 @@ ns_status h5u_attr_read_double(hid_t obj, const char *path, const char *name, do
     return attr_read(obj, path, name, H5T_NATIVE_DOUBLE, out);
 }
 
+ns_status h5u_attr_read_string(hid_t obj, const char *path, const char *name, char *buf, size_t size) {
+    ns_status st = NS_OK;
+    hid_t attr = H5I_INVALID_HID, ftype = H5I_INVALID_HID, mtype = H5I_INVALID_HID;
+    buf[0] = '\0';
+    H5E_BEGIN_TRY {
+        if (H5Aexists(obj, name) <= 0) {
+            st = ns_error_set(NS_ERR_FORMAT, "%s: missing attribute '%s'", path, name);
+        } else if ((attr = H5Aopen(obj, name, H5P_DEFAULT)) < 0 || (ftype = H5Aget_type(attr)) < 0 ||
+                   H5Tget_class(ftype) != H5T_STRING) {
+            st = ns_error_set(NS_ERR_FORMAT, "%s: attribute '%s' is not a string", path, name);
+        } else if (H5Tis_variable_str(ftype) > 0) {
+            char *value = NULL;
+            mtype = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mtype, H5T_VARIABLE);
+            H5Tset_cset(mtype, H5Tget_cset(ftype));  // no ASCII <-> UTF-8 conversion exists
+            if (H5Aread(attr, mtype, &value) < 0 || !value) {
+                st = ns_error_set(NS_ERR_FORMAT, "%s: cannot read attribute '%s'", path, name);
+            } else {
+                snprintf(buf, size, "%s", value);
+                H5free_memory(value);
+            }
+        } else {
+            size_t n = H5Tget_size(ftype);
+            char *tmp = ns_calloc(n + 1, 1, name);
+            mtype = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mtype, n + 1);
+            H5Tset_cset(mtype, H5Tget_cset(ftype));
+            if (H5Aread(attr, mtype, tmp) < 0) st = ns_error_set(NS_ERR_FORMAT, "%s: cannot read attribute '%s'", path, name);
+            else snprintf(buf, size, "%s", tmp);
+            free(tmp);
+        }
+        if (mtype >= 0) H5Tclose(mtype);
+        if (ftype >= 0) H5Tclose(ftype);
+        if (attr >= 0) H5Aclose(attr);
+    }
+    H5E_END_TRY;
+    return st;
+}
+
 static ns_status attr_write(hid_t obj, const char *path, const char *name, hid_t file_type, hid_t mem_type,
                             const void *value) {
     ns_status st = NS_OK;
@@ -149,6 +188,15 @@ static ns_status read_dataset(hid_t loc, const char *path, const char *name, int
     }
     H5E_END_TRY;
     return st;
+}
+
+ns_status h5u_write_doubles(hid_t loc, const char *path, const char *name, int ndim, const hsize_t *dims,
+                            const double *data) {
+    return write_dataset(loc, path, name, ndim, dims, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, data);
+}
+
+ns_status h5u_read_doubles(hid_t loc, const char *path, const char *name, int ndim, hsize_t *dims, double **out) {
+    return read_dataset(loc, path, name, ndim, dims, H5T_NATIVE_DOUBLE, sizeof(double), (void **)out);
 }
 
 ns_status h5u_read_floats(hid_t loc, const char *path, const char *name, int ndim, hsize_t *dims, float **out) {

@@ -17,6 +17,8 @@ void h5u_close_file(hid_t file);  // accepts H5I_INVALID_HID
 // Root-or-object attributes (obj is a file or group id).
 ns_status h5u_attr_read_int(hid_t obj, const char *path, const char *name, int *out);
 ns_status h5u_attr_read_double(hid_t obj, const char *path, const char *name, double *out);
+// A string attribute into buf (truncated to size - 1 characters).
+ns_status h5u_attr_read_string(hid_t obj, const char *path, const char *name, char *buf, size_t size);
 ns_status h5u_attr_write_int(hid_t obj, const char *path, const char *name, long long value);
 ns_status h5u_attr_write_double(hid_t obj, const char *path, const char *name, double value);
 ns_status h5u_attr_write_string(hid_t obj, const char *path, const char *name, const char *value);
@@ -28,6 +30,9 @@ ns_status h5u_write_floats(hid_t loc, const char *path, const char *name, int nd
                            const float *data);
 ns_status h5u_write_ints(hid_t loc, const char *path, const char *name, int ndim, const hsize_t *dims,
                          const int *data);
+ns_status h5u_write_doubles(hid_t loc, const char *path, const char *name, int ndim, const hsize_t *dims,
+                            const double *data);
+ns_status h5u_read_doubles(hid_t loc, const char *path, const char *name, int ndim, hsize_t *dims, double **out);
 ns_status h5u_read_floats(hid_t loc, const char *path, const char *name, int ndim, hsize_t *dims, float **out);
 ns_status h5u_read_ints(hid_t loc, const char *path, const char *name, int ndim, hsize_t *dims, int **out);
 

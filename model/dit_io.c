@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dit.h"
+#include "dit_io.h"
 #include "../common/h5util.h"
 
 #define FORMAT_NAME "noisesearch-dit"
@@ -22,10 +22,7 @@ static void shape_string(char *buf, size_t n, int ndim, const hsize_t *dims) {
     if (used < n) snprintf(buf + used, n - used, "]");
 }
 
-ns_status dit_config_read(dit_config *cfg, const char *path) {
-    hid_t file = H5I_INVALID_HID;
-    ns_status st = h5u_open_read(&file, path);
-    if (st) return st;
+ns_status dit_config_read_attrs(hid_t loc, const char *path, dit_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     struct {
         const char *name;
@@ -34,14 +31,39 @@ ns_status dit_config_read(dit_config *cfg, const char *path) {
                 {"patch_size", &cfg->patch_size}, {"depth", &cfg->depth},
                 {"hidden_size", &cfg->hidden_size}, {"num_heads", &cfg->num_heads},
                 {"num_classes", &cfg->num_classes}, {"learn_sigma", &cfg->learn_sigma}};
+    ns_status st = NS_OK;
     for (size_t i = 0; i < sizeof ints / sizeof ints[0] && !st; i++)
-        st = h5u_attr_read_int(file, path, ints[i].name, ints[i].dst);
+        st = h5u_attr_read_int(loc, path, ints[i].name, ints[i].dst);
     double ratio = 4.0;
-    if (!st) st = h5u_attr_read_double(file, path, "mlp_ratio", &ratio);
+    if (!st) st = h5u_attr_read_double(loc, path, "mlp_ratio", &ratio);
     cfg->mlp_ratio = (float)ratio;
     if (!st && (st = dit_config_check(cfg)))
         st = ns_error_set(NS_ERR_FORMAT, "%s: architecture attributes are inconsistent: %s", path,
                           ns_error_message());
+    return st;
+}
+
+ns_status dit_config_write_attrs(hid_t loc, const char *path, const dit_config *c) {
+    struct {
+        const char *name;
+        long long value;
+    } ints[] = {{"input_size", c->input_size}, {"in_channels", c->in_channels}, {"patch_size", c->patch_size},
+                {"depth", c->depth},           {"hidden_size", c->hidden_size}, {"num_heads", c->num_heads},
+                {"num_classes", c->num_classes}, {"learn_sigma", c->learn_sigma},
+                {"format_version", FORMAT_VERSION}};
+    ns_status st = NS_OK;
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0] && !st; i++)
+        st = h5u_attr_write_int(loc, path, ints[i].name, ints[i].value);
+    if (!st) st = h5u_attr_write_double(loc, path, "mlp_ratio", (double)c->mlp_ratio);
+    if (!st) st = h5u_attr_write_string(loc, path, "format", FORMAT_NAME);
+    return st;
+}
+
+ns_status dit_config_read(dit_config *cfg, const char *path) {
+    hid_t file = H5I_INVALID_HID;
+    ns_status st = h5u_open_read(&file, path);
+    if (st) return st;
+    st = dit_config_read_attrs(file, path, cfg);
     h5u_close_file(file);
     return st;
 }
@@ -114,51 +136,46 @@ static ns_status read_tensor(hid_t file, const char *path, const dit_tensor *t, 
     return st;
 }
 
-ns_status dit_load(dit_model *m, const char *path) {
-    dit_config cfg;
-    memset(m, 0, sizeof *m);
-    ns_status st = dit_config_read(&cfg, path);
-    if (st) return st;
-    hid_t file = H5I_INVALID_HID;
-    if ((st = h5u_open_read(&file, path))) return st;
-    if ((st = dit_model_init(m, &cfg))) goto error;
+ns_status dit_tensors_read(hid_t loc, const char *path, const dit_model *m, float *values) {
+    ns_status st = NS_OK;
     for (int i = 0; i < m->num_tensors && !st; i++)
-        st = read_tensor(file, path, &m->tensors[i], m->memory + m->tensors[i].offset);
-    if (st) goto error;
+        st = read_tensor(loc, path, &m->tensors[i], values + m->tensors[i].offset);
+    if (st) return st;
     extra_check ec = {m, path, NS_OK};
-    H5E_BEGIN_TRY { H5Literate(file, H5_INDEX_NAME, H5_ITER_INC, NULL, check_known_dataset, &ec); }
+    H5E_BEGIN_TRY { H5Literate(loc, H5_INDEX_NAME, H5_ITER_INC, NULL, check_known_dataset, &ec); }
     H5E_END_TRY;
-    if ((st = ec.st)) goto error;
-    h5u_close_file(file);
-    return NS_OK;
-error:
-    h5u_close_file(file);
-    dit_model_free(m);
-    return st;
+    return ec.st;
 }
 
-ns_status dit_save(const dit_model *m, const char *path) {
-    const dit_config *c = &m->cfg;
-    h5u_atomic_file out;
-    ns_status st = h5u_atomic_create(&out, path);
-    if (st) return st;
-    hid_t file = out.file;
-    struct {
-        const char *name;
-        long long value;
-    } ints[] = {{"input_size", c->input_size}, {"in_channels", c->in_channels}, {"patch_size", c->patch_size},
-                {"depth", c->depth},           {"hidden_size", c->hidden_size}, {"num_heads", c->num_heads},
-                {"num_classes", c->num_classes}, {"learn_sigma", c->learn_sigma},
-                {"format_version", FORMAT_VERSION}};
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0] && !st; i++)
-        st = h5u_attr_write_int(file, out.tmp_path, ints[i].name, ints[i].value);
-    if (!st) st = h5u_attr_write_double(file, out.tmp_path, "mlp_ratio", (double)c->mlp_ratio);
-    if (!st) st = h5u_attr_write_string(file, out.tmp_path, "format", FORMAT_NAME);
+ns_status dit_tensors_write(hid_t loc, const char *path, const dit_model *m, const float *values) {
+    ns_status st = NS_OK;
     for (int i = 0; i < m->num_tensors && !st; i++) {
         const dit_tensor *t = &m->tensors[i];
         hsize_t dims[4];
         for (int k = 0; k < t->ndim; k++) dims[k] = (hsize_t)t->shape[k];
-        st = h5u_write_floats(file, out.tmp_path, t->name, t->ndim, dims, m->memory + t->offset);
+        st = h5u_write_floats(loc, path, t->name, t->ndim, dims, values + t->offset);
     }
+    return st;
+}
+
+ns_status dit_load(dit_model *m, const char *path) {
+    dit_config cfg;
+    memset(m, 0, sizeof *m);
+    hid_t file = H5I_INVALID_HID;
+    ns_status st = h5u_open_read(&file, path);
+    if (!st) st = dit_config_read_attrs(file, path, &cfg);
+    if (!st) st = dit_model_init(m, &cfg);
+    if (!st) st = dit_tensors_read(file, path, m, m->memory);
+    h5u_close_file(file);
+    if (st) dit_model_free(m);
+    return st;
+}
+
+ns_status dit_save(const dit_model *m, const char *path) {
+    h5u_atomic_file out;
+    ns_status st = h5u_atomic_create(&out, path);
+    if (st) return st;
+    st = dit_config_write_attrs(out.file, out.tmp_path, &m->cfg);
+    if (!st) st = dit_tensors_write(out.file, out.tmp_path, m, m->memory);
     return h5u_atomic_finish(&out, st);
 }

@@ -147,8 +147,20 @@ double noise_inv_cdf(double p) {
 // noise_inv_cdf(); only the work is batched.
 #define NOISE_CHUNK 64
 
-void noise_fill(float *out, size_t n, noise_key key, uint64_t index0) {
+static inline philox4x32_ctr_t philox_block(noise_key key, uint64_t block) {
     philox4x32_key_t k = {{(uint32_t)key.seed, (uint32_t)(key.seed >> 32)}};
+    philox4x32_ctr_t c = {{(uint32_t)block, (uint32_t)(block >> 32), (uint32_t)key.stream,
+                           (uint32_t)(key.stream >> 32)}};
+    return philox4x32_R(10, c, k);
+}
+
+uint32_t noise_bits(noise_key key, uint64_t index) { return philox_block(key, index >> 2).v[index & 3]; }
+
+double noise_uniform(noise_key key, uint64_t index) {
+    return ((double)noise_bits(key, index) + 0.5) * 0x1p-32;
+}
+
+void noise_fill(float *out, size_t n, noise_key key, uint64_t index0) {
     double q[NOISE_CHUNK];   // u - 0.5, exact
     double zc[NOISE_CHUNK];  // central formula, valid where |q| <= 0.425
     for (size_t done = 0; done < n;) {
@@ -156,9 +168,7 @@ void noise_fill(float *out, size_t n, noise_key key, uint64_t index0) {
         for (size_t j = 0; j < m;) {
             uint64_t idx = index0 + done + j;
             uint64_t block = idx >> 2;
-            philox4x32_ctr_t c = {{(uint32_t)block, (uint32_t)(block >> 32),
-                                   (uint32_t)key.stream, (uint32_t)(key.stream >> 32)}};
-            philox4x32_ctr_t w = philox4x32_R(10, c, k);
+            philox4x32_ctr_t w = philox_block(key, block);
             // A block gives samples 4*block + 0..3; an unaligned start or a
             // short end uses part of it. u = (w + 0.5) 2^-32 is exact, in (0,1).
             for (unsigned lane = (unsigned)(idx & 3); lane < 4 && j < m; lane++, j++)

@@ -27,6 +27,13 @@ typedef struct {
 // (key.seed, key.stream). Any index0 (need not be a multiple of 4), any n.
 void noise_fill(float *out, size_t n, noise_key key, uint64_t index0);
 
+// The raw 32-bit Philox word number `index` of the stream (the word that
+// noise_fill turns into Gaussian number `index`), and the uniform in (0, 1)
+// made from it, (w + 0.5) 2^-32. For data order, dropout and other draws
+// that are not Gaussian; use a stream of their own.
+uint32_t noise_bits(noise_key key, uint64_t index);
+double noise_uniform(noise_key key, uint64_t index);
+
 // Inverse standard normal CDF for p in (0,1), AS241 PPND16 (about 1e-16
 // relative accuracy); returns NaN outside (0,1). Bitwise reproducible: uses
 // noise_log() and sqrt only.
