@@ -116,7 +116,7 @@ typedef struct {
     float *attn;      // (B*T, D)       attention output before proj
     float *y;         // (B*T, max(D, p*p*Cout))  proj / fc2 / final linear output
     float *mlp;       // (B*T, F)
-    float *scores;    // (threads, T, T)
+    float *scores;    // (threads, layer_attention_scratch(T, D/H)) attention scratch
     float *t_freq;    // (B, 256)
     float *t_hidden;  // (B, D)
     float *c;         // (B, D)         conditioning t_emb + y_emb

@@ -16,13 +16,13 @@
 
 #define LANES 16
 
-static inline float reduce_lanes_sum(float acc[LANES]) {
+static inline __attribute__((always_inline)) float reduce_lanes_sum(float acc[LANES]) {
     for (int w = LANES / 2; w >= 1; w >>= 1)
         for (int l = 0; l < w; l++) acc[l] += acc[l + w];
     return acc[0];
 }
 
-static inline float sum_inline(const float *x, int n) {
+static inline __attribute__((always_inline)) float sum_inline(const float *x, int n) {
     float acc[LANES] = {0};
     int i = 0;
     for (; i + LANES <= n; i += LANES)
@@ -36,7 +36,7 @@ NS_CLONES float layer_sum(const float *x, int n) { return sum_inline(x, n); }
 // exp by Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, and a degree-6
 // Taylor polynomial (error < 2e-7 relative), then scaling by 2^k through the
 // exponent bits. Rounding k uses the 1.5*2^23 trick (exact without -ffast-math).
-static inline float exp_inline(float x) {
+static inline __attribute__((always_inline)) float exp_inline(float x) {
     x = x < -87.3f ? -87.3f : x;
     x = x > 88.37f ? 88.37f : x;
     float kf = x * 1.44269504088896341f + 12582912.0f;
@@ -108,6 +108,77 @@ NS_CLONES void layer_softmax_row(float *x, float scale, int n) {
     for (int j = 0; j < n; j++) x[j] = exp_inline((x[j] - m) * scale);
     float inv = 1.0f / sum_inline(x, n);
     for (int j = 0; j < n; j++) x[j] *= inv;
+}
+
+static inline int round_up_lanes(int n) { return (n + LANES - 1) / LANES * LANES; }
+
+#define ATT_ROWS 8  // query rows per pass: 8 accumulator chains hide the add latency
+
+size_t layer_attention_scratch(int T, int dh) {
+    int Tp = round_up_lanes(T);
+    return (size_t)dh * Tp + (size_t)ATT_ROWS * Tp;
+}
+
+// 16 floats as one value (GNU vector extension): AVX-512 registers in the
+// avx512f clone, pairs of AVX2 registers in the avx2 clone; lane-wise IEEE
+// arithmetic either way, so every clone gives the same bits.
+typedef float v16 __attribute__((vector_size(LANES * sizeof(float))));
+
+static inline __attribute__((always_inline)) v16 v16_load(const float *p) {
+    v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+// Rows i0 .. i0+R-1 (R a compile-time constant after inlining). Scores are
+// axpys over the keys of a transposed, zero-padded K (kt: (dh, Tp)), one
+// 16-lane block at a time with R accumulators kept in registers across the
+// dh loop; the weighted sum of values likewise over 16-column blocks of V.
+// Every element is summed in index order, so the result does not depend on
+// R or on which pass computed a row.
+static inline __attribute__((always_inline)) void attention_rows(float *o, long ldo, const float *q, const float *v,
+                                                                 long ld, int T, int Tp, int dh, float scale,
+                                                                 const float *kt, float *s, int i0, const int R) {
+    for (int jb = 0; jb < Tp; jb += LANES) {
+        v16 a[ATT_ROWS] = {0};
+        for (int d = 0; d < dh; d++) {
+            v16 kv = v16_load(kt + (size_t)d * Tp + jb);
+            for (int r = 0; r < R; r++) a[r] += q[(size_t)(i0 + r) * ld + d] * kv;
+        }
+        for (int r = 0; r < R; r++) memcpy(s + (size_t)r * Tp + jb, &a[r], sizeof a[r]);
+    }
+    for (int r = 0; r < R; r++) layer_softmax_row(s + (size_t)r * Tp, scale, T);
+    for (int db = 0; db < dh; db += LANES) {
+        int w = dh - db < LANES ? dh - db : LANES;
+        v16 a[ATT_ROWS] = {0};
+        if (w == LANES) {
+            for (int j = 0; j < T; j++) {
+                v16 vj = v16_load(v + (size_t)j * ld + db);
+                for (int r = 0; r < R; r++) a[r] += s[(size_t)r * Tp + j] * vj;
+            }
+        } else {  // last, partial block of columns (dh not a multiple of 16)
+            for (int j = 0; j < T; j++) {
+                v16 vj = {0};
+                for (int l = 0; l < w; l++) vj[l] = v[(size_t)j * ld + db + l];
+                for (int r = 0; r < R; r++) a[r] += s[(size_t)r * Tp + j] * vj;
+            }
+        }
+        for (int r = 0; r < R; r++) memcpy(o + (size_t)(i0 + r) * ldo + db, &a[r], sizeof(float) * w);
+    }
+}
+
+NS_CLONES void layer_attention_head(float *o, long ldo, const float *q, const float *k, const float *v, long ld, int T,
+                                    int dh, float scale, float *scratch) {
+    int Tp = round_up_lanes(T);
+    float *kt = scratch, *s = scratch + (size_t)dh * Tp;
+    for (int d = 0; d < dh; d++) {
+        float *row = kt + (size_t)d * Tp;
+        for (int j = 0; j < T; j++) row[j] = k[(size_t)j * ld + d];
+        for (int j = T; j < Tp; j++) row[j] = 0.0f;
+    }
+    int i = 0;
+    for (; i + ATT_ROWS <= T; i += ATT_ROWS) attention_rows(o, ldo, q, v, ld, T, Tp, dh, scale, kt, s, i, ATT_ROWS);
+    for (; i < T; i++) attention_rows(o, ldo, q, v, ld, T, Tp, dh, scale, kt, s, i, 1);
 }
 
 // Ref: DiT models.py TimestepEmbedder.timestep_embedding (freqs in float32,

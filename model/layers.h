@@ -9,6 +9,8 @@
 #ifndef NS_LAYERS_H
 #define NS_LAYERS_H
 
+#include <stddef.h>
+
 // out = LN(x) * (1 + scale) + shift, LayerNorm without affine.  x, out: (D,)
 void layer_norm_modulate_row(float *out, const float *x, const float *shift, const float *scale, int D, float eps);
 
@@ -26,6 +28,15 @@ void layer_bias_silu_row(float *out, const float *x, const float *bias, int n);
 
 // x = softmax(x * scale) in place.  x: (n,)
 void layer_softmax_row(float *x, float scale, int n);
+
+// One (sample, head) of softmax attention: o = softmax(q k^T * scale) v.
+// q, k, v: (T, dh), row i at q + i*ld (columns of a fused qkv buffer);
+// o: (T, dh), row i at o + i*ldo. scratch: layer_attention_scratch(T, dh)
+// floats. Each output element sums in a fixed order (no BLIS call: at these
+// sizes, e.g. 49x49x64, BLIS's per-call overhead dominated; docs/model.md).
+void layer_attention_head(float *o, long ldo, const float *q, const float *k, const float *v, long ld, int T, int dh,
+                          float scale, float *scratch);
+size_t layer_attention_scratch(int T, int dh);
 
 // Fixed-order sum of n floats (16 lanes, fixed combining tree).
 float layer_sum(const float *x, int n);
