@@ -238,7 +238,7 @@ void dit_workspace_free(dit_workspace *ws) {
 // im2col for the patch embedding conv (kernel = stride = p): token (gy, gx)
 // gets the vector ordered (channel, row in patch, column in patch), the
 // flattening order of the PyTorch conv weight (D, C, p, p).
-static void patchify(float *patches, const float *x, int B, const dit_config *c, int threads) {
+void dit_patchify(float *patches, const float *x, int B, const dit_config *c, int threads) {
     int C = c->in_channels, S = c->input_size, P = c->patch_size, G = S / P;
     int plen = C * P * P;
 #pragma omp parallel for num_threads(threads) schedule(static)
@@ -255,7 +255,7 @@ static void patchify(float *patches, const float *x, int B, const dit_config *c,
 // Inverse of the final linear's token layout (p_row, p_col, channel) into
 // NCHW, keeping the first C channels (learn_sigma's variance channels are
 // dropped) and adding the bias. Ref: DiT unpatchify, einsum nhwpqc->nchpwq.
-static void unpatchify(float *v, const float *y, const float *bias, int B, const dit_config *c, int threads) {
+void dit_unpatchify(float *v, const float *y, const float *bias, int B, const dit_config *c, int threads) {
     int C = c->in_channels, S = c->input_size, P = c->patch_size, G = S / P, Cout = dit_out_channels(c);
     int ylen = P * P * Cout;
 #pragma omp parallel for num_threads(threads) schedule(static)
@@ -311,7 +311,7 @@ void dit_forward(const dit_model *m, dit_workspace *ws, float *v, const float *x
     for (int b = 0; b < B; b++) layer_silu_row(ws->silu_c + (size_t)b * D, ws->c + (size_t)b * D, D);
 
     // Patch embedding: x = patches W^T + bias + pos_embed.
-    patchify(ws->patches, x, B, c, nt);
+    dit_patchify(ws->patches, x, B, c, nt);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int r = 0; r < M; r++) {
         float *xr = ws->x + (size_t)r * D;
@@ -365,5 +365,5 @@ void dit_forward(const dit_model *m, dit_workspace *ws, float *v, const float *x
         layer_norm_modulate_row(ws->h + (size_t)r * D, ws->x + (size_t)r * D, mb, mb + D, D, LN_EPS);
     }
     gemm_nt(ws->y, Pout, ws->h, D, p->final_w, M, Pout, D, 0.0f, nt);
-    unpatchify(v, ws->y, p->final_b, B, c, nt);
+    dit_unpatchify(v, ws->y, p->final_b, B, c, nt);
 }

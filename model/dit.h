@@ -129,6 +129,14 @@ ns_status dit_workspace_init(dit_workspace *ws, const dit_config *cfg, int max_b
 void dit_workspace_free(dit_workspace *ws);
 size_t dit_workspace_bytes(const dit_config *cfg, int max_batch, int threads);
 
+// Token layouts, shared with the trainer. patchify: im2col for the patch
+// embedding, patches (B*T, C*p*p) ordered (channel, row, column) like the
+// conv weight. unpatchify: the final linear's (B*T, p*p*Cout) output,
+// ordered (row, column, channel), to v (B, C, H, W), keeping the first C
+// channels and adding bias (p*p*Cout).
+void dit_patchify(float *patches, const float *x, int B, const dit_config *c, int threads);
+void dit_unpatchify(float *v, const float *y, const float *bias, int B, const dit_config *c, int threads);
+
 // v = velocity(x, t, y).  x, v: (B, C, H, W); t: (B,) in [0,1]; y: (B,) labels
 // in [0, num_classes] (num_classes = null class). B <= ws->max_batch.
 // Each sample's output is bitwise independent of B, its position in the batch

@@ -1,9 +1,11 @@
 // DiT/SiT training forward and backward (see dit_train.h). The forward makes
-// exactly dit.c's calls (same kernels, GEMM shapes and summation order) but
-// writes each intermediate to its own buffer; the backward walks it in
-// reverse. Every GEMM goes through gemm.h with explicit strides: a weight
-// gradient is dW += dY^T X as one GEMM reading dY transposed through its
-// strides, an input gradient is dX = dY W reading the (out, in) weight as is.
+// dit.c's calls (same row kernels, GEMM shapes and summation order) except
+// for attention, done with BLIS GEMMs that keep the softmax probabilities,
+// and writes each intermediate to its own buffer; the backward walks it in
+// reverse.
+// Every GEMM goes through gemm.h with explicit strides: a weight gradient is
+// dW += dY^T X as one GEMM reading dY transposed through its strides, an
+// input gradient is dX = dY W reading the (out, in) weight as is.
 // Row loops are parallel over rows or, where a per-sample vector (shift,
 // scale, gate) is reduced over tokens, over samples, so every gradient is
 // independent of the thread count. Ref: Peebles & Xie 2023 (DiT models.py),
@@ -165,42 +167,7 @@ void dit_train_acts_free(dit_train_acts *a) {
 }
 
 // ---------------------------------------------------------------------------
-// Layout helpers (the same token layouts as dit.c's static patchify/unpatchify).
-
-// im2col for the patch embedding conv (kernel = stride = p): token (gy, gx)
-// gets the vector ordered (channel, row in patch, column in patch), the
-// flattening order of the conv weight (D, C, p, p).
-static void patchify(float *patches, const float *x, int B, const dit_config *c, int threads) {
-    int C = c->in_channels, S = c->input_size, P = c->patch_size, G = S / P;
-    int plen = C * P * P;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int bt = 0; bt < B * G * G; bt++) {
-        int b = bt / (G * G), gy = (bt / G) % G, gx = bt % G;
-        float *dst = patches + (size_t)bt * plen;
-        for (int ch = 0; ch < C; ch++)
-            for (int i = 0; i < P; i++)
-                memcpy(dst + (ch * P + i) * P, x + (((size_t)b * C + ch) * S + gy * P + i) * S + gx * P,
-                       (size_t)P * sizeof(float));
-    }
-}
-
-// Final linear token layout (p_row, p_col, channel) -> NCHW, first C
-// channels, plus bias. Ref: DiT unpatchify, einsum nhwpqc->nchpwq.
-static void unpatchify(float *v, const float *y, const float *bias, int B, const dit_config *c, int threads) {
-    int C = c->in_channels, S = c->input_size, P = c->patch_size, G = S / P, Cout = dit_out_channels(c);
-    int ylen = P * P * Cout;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int bt = 0; bt < B * G * G; bt++) {
-        int b = bt / (G * G), gy = (bt / G) % G, gx = bt % G;
-        const float *src = y + (size_t)bt * ylen;
-        for (int i = 0; i < P; i++)
-            for (int j = 0; j < P; j++)
-                for (int ch = 0; ch < C; ch++) {
-                    int k = (i * P + j) * Cout + ch;
-                    v[(((size_t)b * C + ch) * S + gy * P + i) * S + gx * P + j] = src[k] + bias[k];
-                }
-    }
-}
+// Layout helpers: the backward of dit_unpatchify.
 
 // Backward of unpatchify: dyf (M, p*p*Cout) = dv in token layout, zero in the
 // learn_sigma variance channels the forward dropped.
@@ -250,8 +217,8 @@ static void input_grad(float *dX, const float *dY, const float *W, int rows, int
 // ---------------------------------------------------------------------------
 // Forward
 
-// Attention of one block, as dit.c's but softmax probabilities kept in
-// blk->att (B, H, T, T) instead of per-thread scratch.
+// Attention of one block, per (sample, head): S = q k^T, P = softmax(S *
+// scale) kept in blk->att (B, H, T, T) for the backward, o = P v.
 static void attention_forward(dit_train_block_acts *blk, int B, int T, int D, int H, int threads) {
     int dh = D / H;
     float scale = 1.0f / sqrtf((float)dh);
@@ -299,7 +266,7 @@ void dit_train_forward(const dit_model *m, dit_train_acts *a, float *v, const fl
 
     // Patch embedding: x = patches W^T + bias + pos_embed.
     float *x0 = a->blocks[0].x;
-    patchify(a->patches, x, B, c, nt);
+    dit_patchify(a->patches, x, B, c, nt);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int r = 0; r < M; r++) {
         float *xr = x0 + (size_t)r * D;
@@ -360,7 +327,7 @@ void dit_train_forward(const dit_model *m, dit_train_acts *a, float *v, const fl
                                         a->x_final + (size_t)r * D, mb, mb + D, D, LN_EPS);
     }
     gemm_nt(a->yf, Pout, a->hf, D, p->final_w, M, Pout, D, 0.0f, nt);
-    unpatchify(v, a->yf, p->final_b, B, c, nt);
+    dit_unpatchify(v, a->yf, p->final_b, B, c, nt);
 }
 
 // ---------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 // Training half of the denoiser (llm.c style): a forward pass that keeps
 // every activation the backward needs, a hand-written backward that
 // accumulates parameter gradients, and the flow-matching loss of SiT's
-// linear path (shared/docs/search-reference.md §1). The math is dit.c's;
-// dit_train_forward's output equals dit_forward's (same kernels, same GEMM
-// shapes; tests/test_dit_grad.c checks it bitwise).
+// linear path (shared/docs/search-reference.md §1). The math is dit.c's, with
+// the same row kernels and GEMM shapes; only attention differs in rounding
+// (dit.c uses layer_attention_head, this forward BLIS GEMMs that keep the
+// softmax probabilities), so dit_train_forward's output equals dit_forward's
+// to float rounding (tests/test_dit_grad.c checks it).
 //
 // Gradients live in a second allocation of m->num_params floats bound with
 // dit_params_bind, so they share the parameters' layout and the state_dict

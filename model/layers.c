@@ -4,71 +4,25 @@
 // bits, so the choice changes speed only.
 #include "layers.h"
 
+#include "layers_inline.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__x86_64__) && !defined(NS_NO_CLONES)
-#define NS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define NS_CLONES
-#endif
-
-#define LANES 16
-
-static inline __attribute__((always_inline)) float reduce_lanes_sum(float acc[LANES]) {
-    for (int w = LANES / 2; w >= 1; w >>= 1)
-        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-    return acc[0];
-}
-
-static inline __attribute__((always_inline)) float sum_inline(const float *x, int n) {
-    float acc[LANES] = {0};
-    int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int l = 0; l < LANES; l++) acc[l] += x[i + l];
-    for (int l = 0; i < n; i++, l++) acc[l] += x[i];
-    return reduce_lanes_sum(acc);
-}
-
 NS_CLONES float layer_sum(const float *x, int n) { return sum_inline(x, n); }
-
-// exp by Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, and a degree-6
-// Taylor polynomial (error < 2e-7 relative), then scaling by 2^k through the
-// exponent bits. Rounding k uses the 1.5*2^23 trick (exact without -ffast-math).
-static inline __attribute__((always_inline)) float exp_inline(float x) {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.37f ? 88.37f : x;
-    float kf = x * 1.44269504088896341f + 12582912.0f;
-    kf = kf - 12582912.0f;
-    float r = x - kf * 0.693145751953125f;
-    r = r - kf * 1.42860682030941723212e-6f;
-    float p = 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    int32_t bits = ((int32_t)kf + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
 
 float layer_exp(float x) { return exp_inline(x); }
 
 NS_CLONES void layer_norm_modulate_row(float *out, const float *x, const float *shift, const float *scale, int D,
                                        float eps) {
-    float mean = sum_inline(x, D) / (float)D;
-    for (int i = 0; i < D; i++) out[i] = x[i] - mean;  // centred, reused below
-    float acc[LANES] = {0};
-    int i = 0;
-    for (; i + LANES <= D; i += LANES)
-        for (int l = 0; l < LANES; l++) acc[l] += out[i + l] * out[i + l];
-    for (int l = 0; i < D; i++, l++) acc[l] += out[i] * out[i];
-    float rstd = 1.0f / sqrtf(reduce_lanes_sum(acc) / (float)D + eps);
-    for (int j = 0; j < D; j++) out[j] = out[j] * rstd * (1.0f + scale[j]) + shift[j];
+    float mean, rstd;
+    norm_modulate_inline(out, &mean, &rstd, x, shift, scale, D, eps);
+}
+
+NS_CLONES void layer_norm_modulate_forward_row(float *out, float *mean, float *rstd, const float *x,
+                                               const float *shift, const float *scale, int D, float eps) {
+    norm_modulate_inline(out, mean, rstd, x, shift, scale, D, eps);
 }
 
 // gelu_tanh(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi)(x + 0.044715 x^3);
@@ -117,17 +71,6 @@ static inline int round_up_lanes(int n) { return (n + LANES - 1) / LANES * LANES
 size_t layer_attention_scratch(int T, int dh) {
     int Tp = round_up_lanes(T);
     return (size_t)dh * Tp + (size_t)ATT_ROWS * Tp;
-}
-
-// 16 floats as one value (GNU vector extension): AVX-512 registers in the
-// avx512f clone, pairs of AVX2 registers in the avx2 clone; lane-wise IEEE
-// arithmetic either way, so every clone gives the same bits.
-typedef float v16 __attribute__((vector_size(LANES * sizeof(float))));
-
-static inline __attribute__((always_inline)) v16 v16_load(const float *p) {
-    v16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
 }
 
 // Rows i0 .. i0+R-1 (R a compile-time constant after inlining). Scores are

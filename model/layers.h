@@ -14,6 +14,11 @@
 // out = LN(x) * (1 + scale) + shift, LayerNorm without affine.  x, out: (D,)
 void layer_norm_modulate_row(float *out, const float *x, const float *shift, const float *scale, int D, float eps);
 
+// The same, also returning the row's mean and 1/sqrt(var + eps) (for the
+// backward); out has the same bits.
+void layer_norm_modulate_forward_row(float *out, float *mean, float *rstd, const float *x, const float *shift,
+                                     const float *scale, int D, float eps);
+
 // out[i] = gelu_tanh(x[i] + bias[i]).  n elements.
 void layer_bias_gelu_row(float *out, const float *x, const float *bias, int n);
 

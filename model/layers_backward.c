@@ -2,89 +2,16 @@
 // plain loops gcc vectorises, cloned for AVX-512, AVX2 and baseline x86-64,
 // no FMA contraction, fixed-order reductions.
 //
-// The lane sum and the exp polynomial below are copies of layers.c's static
-// helpers, kept bit-identical on purpose: the forward LayerNorm must give the
-// bits of layer_norm_modulate_row (tests/test_dit_grad.c checks it), and the
-// GELU/SiLU derivatives must use the exp the forward used.
+// The lane sums and exp come from layers_inline.h, shared with layers.c, so
+// the GELU/SiLU derivatives use the exp the forward used.
 #include "layers_backward.h"
+
+#include "layers_inline.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__x86_64__) && !defined(NS_NO_CLONES)
-#define NS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define NS_CLONES
-#endif
-
-#define LANES 16
-
-static inline float reduce_lanes_sum(float acc[LANES]) {
-    for (int w = LANES / 2; w >= 1; w >>= 1)
-        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-    return acc[0];
-}
-
-static inline float sum_inline(const float *x, int n) {
-    float acc[LANES] = {0};
-    int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int l = 0; l < LANES; l++) acc[l] += x[i + l];
-    for (int l = 0; i < n; i++, l++) acc[l] += x[i];
-    return reduce_lanes_sum(acc);
-}
-
-// Fixed-order dot product (same lane scheme as sum_inline).
-static inline float dot_inline(const float *a, const float *b, int n) {
-    float acc[LANES] = {0};
-    int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int l = 0; l < LANES; l++) acc[l] += a[i + l] * b[i + l];
-    for (int l = 0; i < n; i++, l++) acc[l] += a[i] * b[i];
-    return reduce_lanes_sum(acc);
-}
-
-// Same as layers.c's exp_inline (Cody-Waite reduction, degree-6 polynomial).
-static inline float exp_inline(float x) {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.37f ? 88.37f : x;
-    float kf = x * 1.44269504088896341f + 12582912.0f;
-    kf = kf - 12582912.0f;
-    float r = x - kf * 0.693145751953125f;
-    r = r - kf * 1.42860682030941723212e-6f;
-    float p = 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    int32_t bits = ((int32_t)kf + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-
-NS_CLONES void layer_norm_modulate_forward_row(float *out, float *mean_out, float *rstd_out, const float *x,
-                                               const float *shift, const float *scale, int D, float eps) {
-    float mean = sum_inline(x, D) / (float)D;
-    for (int i = 0; i < D; i++) out[i] = x[i] - mean;  // centred, reused below
-    float acc[LANES] = {0};
-    int i = 0;
-    for (; i + LANES <= D; i += LANES)
-        for (int l = 0; l < LANES; l++) acc[l] += out[i + l] * out[i + l];
-    for (int l = 0; i < D; i++, l++) acc[l] += out[i] * out[i];
-    float rstd = 1.0f / sqrtf(reduce_lanes_sum(acc) / (float)D + eps);
-    for (int j = 0; j < D; j++) out[j] = out[j] * rstd * (1.0f + scale[j]) + shift[j];
-    *mean_out = mean;
-    *rstd_out = rstd;
-}
-
-// With g = dout * (1 + scale) = dL/dxhat:
-//   dL/dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
-// Ref: llm.c layernorm_backward. Two passes over the row: the means, then
-// the update, so the row's xhat is recomputed rather than stored.
 NS_CLONES void layer_norm_modulate_backward_row(float *dx, float *dshift, float *dscale, const float *dout,
                                                 const float *x, float mean, float rstd, const float *scale, int D) {
     float acc_g[LANES] = {0}, acc_gx[LANES] = {0};

@@ -14,11 +14,7 @@
 #ifndef NS_LAYERS_BACKWARD_H
 #define NS_LAYERS_BACKWARD_H
 
-// out = LN(x) * (1 + scale) + shift (LayerNorm without affine), and the row's
-// mean and 1/sqrt(var + eps) for the backward. out has the same bits as
-// layer_norm_modulate_row.  x, out, shift, scale: (D,)
-void layer_norm_modulate_forward_row(float *out, float *mean, float *rstd, const float *x, const float *shift,
-                                     const float *scale, int D, float eps);
+#include "layers.h"
 
 // Backward of layer_norm_modulate_forward_row, given dout = dL/dout:
 //   dx += dL/dx, dshift += dout, dscale += dout * xhat  (all accumulated),
