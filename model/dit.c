@@ -167,6 +167,13 @@ void dit_model_randomize(dit_model *m, unsigned long long seed, float stddev) {
 // ---------------------------------------------------------------------------
 // Workspace
 
+// Attention path by sequence length (see attention() below).
+#define ATTENTION_BLIS_MIN_TOKENS 128
+
+static size_t attention_scratch(int T, int dh) {
+    return T >= ATTENTION_BLIS_MIN_TOKENS ? (size_t)T * T : layer_attention_scratch(T, dh);
+}
+
 typedef struct {
     float **field;
     size_t floats;
@@ -186,7 +193,7 @@ static int ws_buffers(dit_workspace *ws, const dit_config *c, int B, int threads
     out[n++] = (ws_buffer){&ws->attn, rows * D};
     out[n++] = (ws_buffer){&ws->y, rows * ywidth};
     out[n++] = (ws_buffer){&ws->mlp, rows * F};
-    out[n++] = (ws_buffer){&ws->scores, (size_t)threads * layer_attention_scratch((int)T, c->hidden_size / c->num_heads)};
+    out[n++] = (ws_buffer){&ws->scores, (size_t)threads * attention_scratch((int)T, c->hidden_size / c->num_heads)};
     out[n++] = (ws_buffer){&ws->t_freq, (size_t)B * DIT_FREQ_DIM};
     out[n++] = (ws_buffer){&ws->t_hidden, (size_t)B * D};
     out[n++] = (ws_buffer){&ws->c, (size_t)B * D};
@@ -272,17 +279,30 @@ void dit_unpatchify(float *v, const float *y, const float *bias, int B, const di
 }
 
 // Multi-head self-attention of one block: qkv (B*T, 3D) → attn (B*T, D),
-// one (sample, head) pair per task with per-thread scratch.
+// one (sample, head) pair per task with per-thread scratch. Short sequences
+// use the row kernel (a BLIS call on a 49x49x64 product is mostly
+// overhead); long ones two single-threaded BLIS products, which then run
+// far faster than the row kernel (XL/2: T = 256, dh = 72). The choice
+// depends only on the model, so every sample of a model takes the same path.
 static void attention(dit_workspace *ws, int B, int T, int D, int H) {
     int dh = D / H;
     float scale = 1.0f / sqrtf((float)dh);
-    size_t scratch = layer_attention_scratch(T, dh);
+    size_t scratch = attention_scratch(T, dh);
 #pragma omp parallel for num_threads(ws->threads) schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        const float *q = ws->qkv + (size_t)b * T * 3 * D + h * dh;
-        layer_attention_head(ws->attn + (size_t)b * T * D + h * dh, D, q, q + D, q + 2 * D, 3 * D, T, dh, scale,
-                             ws->scores + (size_t)omp_get_thread_num() * scratch);
+        const float *q = ws->qkv + (size_t)b * T * 3 * D + h * dh, *k = q + D, *v = q + 2 * D;
+        float *o = ws->attn + (size_t)b * T * D + h * dh;
+        float *S = ws->scores + (size_t)omp_get_thread_num() * scratch;
+        if (T < ATTENTION_BLIS_MIN_TOKENS) {
+            layer_attention_head(o, D, q, k, v, 3 * D, T, dh, scale, S);
+            continue;
+        }
+        // S = q k^T: q (T, dh) row stride 3D; k^T (dh, T) element (d, j) at k[j*3D + d].
+        gemm_run(T, T, dh, 1.0f, q, 3 * D, 1, k, 1, 3 * D, 0.0f, S, T, 1, 1);
+        for (int i = 0; i < T; i++) layer_softmax_row(S + (size_t)i * T, scale, T);
+        // o = S v: v (T, dh) row stride 3D; o row stride D.
+        gemm_run(T, dh, T, 1.0f, S, T, 1, v, 3 * D, 1, 0.0f, o, D, 1, 1);
     }
 }
 
