@@ -76,7 +76,12 @@ int main(void) {
     dit_config latent = {.input_size = 16, .in_channels = 4, .patch_size = 2, .depth = 1, .hidden_size = 96,
                          .num_heads = 3, .num_classes = 7, .learn_sigma = 1, .mlp_ratio = 4.0f};
     int latent_batches[] = {1, 5, 13, 40};
-    int failures = check_config(&small, small_batches, 8) + check_config(&latent, latent_batches, 4);
+    // T = 144 >= 128: attention through BLIS products instead of the row kernel.
+    dit_config long_seq = {.input_size = 24, .in_channels = 1, .patch_size = 2, .depth = 1, .hidden_size = 64,
+                           .num_heads = 2, .num_classes = 10, .learn_sigma = 0, .mlp_ratio = 4.0f};
+    int long_batches[] = {1, 3, 7};
+    int failures = check_config(&small, small_batches, 8) + check_config(&latent, latent_batches, 4) +
+                   check_config(&long_seq, long_batches, 3);
     printf("%s: %d failing batch/offset/thread combinations\n", failures ? "FAILED" : "PASSED", failures);
     return failures ? 1 : 0;
 }
