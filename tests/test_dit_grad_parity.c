@@ -25,6 +25,7 @@
 #include "model/dit_train.h"
 #include "model/gemm.h"
 #include "model/optim.h"
+#include "fixture_main.h"
 
 #define TOLERANCE 1e-4
 #define UPDATE_TOLERANCE 2e-3
@@ -187,19 +188,4 @@ static int check_fixture(const char *dir, const char *name) {
     return fails != 0;
 }
 
-int main(int argc, char **argv) {
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s FIXTURE_DIR NAME...\n", argv[0]);
-        return 2;
-    }
-    if (gemm_setup(0) != NS_OK) {
-        fprintf(stderr, "%s\n", ns_error_message());
-        return 1;
-    }
-    printf("%s\n", gemm_describe());
-    int failures = 0;
-    for (int i = 2; i < argc; i++) failures += check_fixture(argv[1], argv[i]);
-    printf("%s: %d of %d fixtures failed (tolerance %.0e relative)\n", failures ? "FAILED" : "PASSED", failures,
-           argc - 2, TOLERANCE);
-    return failures ? 1 : 0;
-}
+int main(int argc, char **argv) { return fixture_test_main(argc, argv, check_fixture, TOLERANCE); }
