@@ -50,7 +50,7 @@ case "${1:-build}" in
   demo)
     build
     ./build/noisesearch sample --model weights/default.h5 --classes all --per-class 10 \
-      --sampler heun --nfe 250 --cfg 1.0 --seed 0 --out demo-grid.png --h5 demo-samples.h5
+      --sampler heun --nfe 250 --cfg 1.0 --seed 0 --out demo-grid.png --h5 demo-samples.h5 --overwrite
     ;;
   test)
     build
