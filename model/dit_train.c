@@ -21,6 +21,7 @@
 #include "gemm.h"
 #include "layers.h"
 #include "layers_backward.h"
+#include "noise.h"
 
 #define LN_EPS 1e-6f
 #define MAX_BUFFERS 64
@@ -237,15 +238,14 @@ static void attention_forward(dit_train_block_acts *blk, int B, int T, int D, in
     }
 }
 
-void dit_train_forward(const dit_model *m, dit_train_acts *a, float *v, const float *x, const float *t, const int *y,
-                       int B) {
+void dit_train_forward_features(const dit_model *m, dit_train_acts *a, const float *x, const float *t, const int *y,
+                                int B) {
     const dit_config *c = &m->cfg;
     const dit_params *p = &m->p;
     NS_CHECK(B >= 1 && B <= a->max_batch);
     NS_CHECK(memcmp(c, &a->cfg, sizeof *c) == 0);
     int T = dit_tokens(c), D = c->hidden_size, F = dit_mlp_hidden(c), H = c->num_heads;
     int P = c->in_channels * c->patch_size * c->patch_size;
-    int Pout = c->patch_size * c->patch_size * dit_out_channels(c);
     int M = B * T, nt = a->threads;
     for (int b = 0; b < B; b++) NS_CHECK(y[b] >= 0 && y[b] <= c->num_classes);
     a->batch = B;
@@ -326,8 +326,15 @@ void dit_train_forward(const dit_model *m, dit_train_acts *a, float *v, const fl
         layer_norm_modulate_forward_row(a->hf + (size_t)r * D, &a->lnf_mean[r], &a->lnf_rstd[r],
                                         a->x_final + (size_t)r * D, mb, mb + D, D, LN_EPS);
     }
-    gemm_nt(a->yf, Pout, a->hf, D, p->final_w, M, Pout, D, 0.0f, nt);
-    dit_unpatchify(v, a->yf, p->final_b, B, c, nt);
+}
+
+void dit_train_forward(const dit_model *m, dit_train_acts *a, float *v, const float *x, const float *t, const int *y,
+                       int B) {
+    const dit_config *c = &m->cfg;
+    int D = c->hidden_size, Pout = c->patch_size * c->patch_size * dit_out_channels(c);
+    dit_train_forward_features(m, a, x, t, y, B);
+    gemm_nt(a->yf, Pout, a->hf, D, m->p.final_w, B * dit_tokens(c), Pout, D, 0.0f, a->threads);
+    dit_unpatchify(v, a->yf, m->p.final_b, B, c, a->threads);
 }
 
 // ---------------------------------------------------------------------------
@@ -444,22 +451,32 @@ static void block_backward(const dit_model *m, dit_train_acts *a, const dit_bloc
 
 void dit_backward(const dit_model *m, dit_train_acts *a, const dit_params *grad, const float *dv, int B) {
     const dit_config *c = &m->cfg;
+    NS_CHECK(B >= 1 && B == a->batch);
+    NS_CHECK(memcmp(c, &a->cfg, sizeof *c) == 0);
+    int D = c->hidden_size, M = B * dit_tokens(c), nt = a->threads;
+    int Pout = c->patch_size * c->patch_size * dit_out_channels(c);
+
+    // Final linear: v = unpatchify(hf final_w^T + final_b); the rest starts from dL/d hf.
+    unpatchify_backward(a->dyf, dv, B, c, nt);
+    colsum_accumulate(grad->final_b, a->dyf, M, Pout, Pout, nt);
+    weight_grad(grad->final_w, a->dyf, Pout, a->hf, D, M, Pout, D, nt);
+    input_grad(a->dh, a->dyf, m->p.final_w, M, Pout, D, 0.0f, nt);
+    dit_backward_features(m, a, grad, a->dh, B);
+}
+
+void dit_backward_features(const dit_model *m, dit_train_acts *a, const dit_params *grad, const float *dhf, int B) {
+    const dit_config *c = &m->cfg;
     const dit_params *p = &m->p;
     NS_CHECK(B >= 1 && B == a->batch);
     NS_CHECK(memcmp(c, &a->cfg, sizeof *c) == 0);
     int T = dit_tokens(c), D = c->hidden_size;
     int P = c->in_channels * c->patch_size * c->patch_size;
-    int Pout = c->patch_size * c->patch_size * dit_out_channels(c);
     int M = B * T, nt = a->threads;
 
-    // Final layer: v = unpatchify(hf final_w^T + final_b), hf = modulated LN(x_final).
-    unpatchify_backward(a->dyf, dv, B, c, nt);
-    colsum_accumulate(grad->final_b, a->dyf, M, Pout, Pout, nt);
-    weight_grad(grad->final_w, a->dyf, Pout, a->hf, D, M, Pout, D, nt);
-    input_grad(a->dh, a->dyf, p->final_w, M, Pout, D, 0.0f, nt);
+    // Final adaLN: hf = LN(x_final) * (1 + scale) + shift, (shift, scale) = Linear(SiLU(c)).
     memset(a->dx, 0, (size_t)M * D * sizeof(float));
     memset(a->dmod, 0, (size_t)B * 2 * D * sizeof(float));
-    ln_modulate_backward(a->dx, a->dmod, a->dh, a->x_final, a->lnf_mean, a->lnf_rstd, a->mod_f, 2 * D, 0, 1, B, T, D,
+    ln_modulate_backward(a->dx, a->dmod, dhf, a->x_final, a->lnf_mean, a->lnf_rstd, a->mod_f, 2 * D, 0, 1, B, T, D,
                          nt);
     adaln_backward(a, grad->final_ada_w, grad->final_ada_b, p->final_ada_w, 2, 1, B, D);
 
@@ -522,4 +539,28 @@ double dit_train_flow_loss(const dit_model *m, dit_train_acts *a, float *dv, con
     double total = 0.0;
     for (int b = 0; b < B; b++) total += a->sq_err[b];
     return total / n;
+}
+
+// DiT's initialize_weights: xavier-uniform Linear (and patch-embedding conv)
+// weights, zero biases, N(0, 0.02) label table and timestep MLP weights,
+// zero adaLN modulations and final linear (adaLN-Zero), fixed pos_embed.
+void dit_train_init_weights(dit_model *m, uint64_t seed) {
+    memset(m->memory, 0, m->num_params * sizeof(float));
+    for (int i = 0; i < m->num_tensors; i++) {
+        const dit_tensor *t = &m->tensors[i];
+        float *w = m->memory + t->offset;
+        noise_key key = {seed, (uint64_t)i};
+        if (t->ndim < 2 || strstr(t->name, "adaLN_modulation") || !strncmp(t->name, "final_layer.linear", 18) ||
+            !strcmp(t->name, "pos_embed"))
+            continue;  // zero (pos_embed is filled below)
+        if (!strncmp(t->name, "t_embedder", 10) || !strncmp(t->name, "y_embedder", 10)) {
+            noise_fill(w, t->numel, key, 0);
+            for (size_t k = 0; k < t->numel; k++) w[k] *= 0.02f;
+            continue;
+        }
+        size_t fan_out = (size_t)t->shape[0], fan_in = t->numel / fan_out;
+        double bound = sqrt(6.0 / (double)(fan_in + fan_out));
+        for (size_t k = 0; k < t->numel; k++) w[k] = (float)((2.0 * noise_uniform(key, k) - 1.0) * bound);
+    }
+    layer_pos_embed_2d(m->p.pos_embed, m->cfg.input_size / m->cfg.patch_size, m->cfg.hidden_size);
 }

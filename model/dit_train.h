@@ -20,6 +20,7 @@
 #define NS_DIT_TRAIN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dit.h"
 
@@ -99,12 +100,27 @@ size_t dit_train_acts_bytes(const dit_config *cfg, int max_batch, int threads);
 void dit_train_forward(const dit_model *m, dit_train_acts *a, float *v, const float *x, const float *t, const int *y,
                        int B);
 
+// The forward up to and including the final adaLN-modulated LayerNorm:
+// leaves hf = LN(x_final) * (1 + scale) + shift in a->hf (M, D) and every
+// activation dit_backward_features needs; no final linear, no output image.
+// dit_train_forward is this followed by the final linear and unpatchify.
+// For feature extractors (verifiers/classifier.h) built on the backbone.
+void dit_train_forward_features(const dit_model *m, dit_train_acts *a, const float *x, const float *t, const int *y,
+                                int B);
+
 // Backward of the last dit_train_forward (B must be its batch). dv = dL/dv,
 // (B, C, H, W); with learn_sigma the variance channels get no gradient
 // (the forward drops them). ACCUMULATES into grad (bound with
 // dit_params_bind over m->num_params floats): zero it once per step. The
 // gradient of pos_embed is never written. No gradient w.r.t. x is formed.
 void dit_backward(const dit_model *m, dit_train_acts *a, const dit_params *grad, const float *dv, int B);
+
+// Backward from dhf = dL/d a->hf (M, D) (the final adaLN LayerNorm's
+// output) of the last dit_train_forward or dit_train_forward_features: final
+// adaLN, blocks, patch and conditioning embeddings. Same accumulation
+// contract as dit_backward, which is the final linear's backward followed by
+// this; final_layer.linear gets no gradient here. dhf may be a->dh.
+void dit_backward_features(const dit_model *m, dit_train_acts *a, const dit_params *grad, const float *dhf, int B);
 
 // Flow-matching loss of the SiT linear path (search-reference §1):
 // x_t = t x1 + (1 - t) x0, target x1 - x0, L = mean over all B*C*H*W
@@ -115,6 +131,12 @@ void dit_backward(const dit_model *m, dit_train_acts *a, const dit_params *grad,
 // Follow with dit_backward(m, a, grad, dv, B).
 double dit_train_flow_loss(const dit_model *m, dit_train_acts *a, float *dv, const float *x1, const float *x0,
                            const float *t, const int *y, int B);
+
+// DiT's initialize_weights, drawn from Philox (seed, stream = tensor index):
+// xavier-uniform Linear and patch-embedding weights, zero biases, N(0, 0.02)
+// label table and timestep MLP, zero adaLN modulations and final linear
+// (adaLN-Zero: every block starts as the identity), the fixed sin-cos pos_embed.
+void dit_train_init_weights(dit_model *m, uint64_t seed);
 
 // FLOPs of one training step per sample (forward + backward: the backward
 // does two GEMMs per forward GEMM, so 3x the forward's count).

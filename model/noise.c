@@ -160,6 +160,16 @@ double noise_uniform(noise_key key, uint64_t index) {
     return ((double)noise_bits(key, index) + 0.5) * 0x1p-32;
 }
 
+void noise_permutation(uint32_t *perm, int n, noise_key key) {
+    for (int i = 0; i < n; i++) perm[i] = (uint32_t)i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(noise_uniform(key, (uint64_t)(n - 1 - i)) * (i + 1));
+        uint32_t tmp = perm[i];
+        perm[i] = perm[j];
+        perm[j] = tmp;
+    }
+}
+
 void noise_fill(float *out, size_t n, noise_key key, uint64_t index0) {
     double q[NOISE_CHUNK];   // u - 0.5, exact
     double zc[NOISE_CHUNK];  // central formula, valid where |q| <= 0.425

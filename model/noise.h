@@ -34,6 +34,10 @@ void noise_fill(float *out, size_t n, noise_key key, uint64_t index0);
 uint32_t noise_bits(noise_key key, uint64_t index);
 double noise_uniform(noise_key key, uint64_t index);
 
+// perm = a uniformly random permutation of 0..n-1 (Fisher-Yates driven by
+// noise_uniform(key, 0..n-2)): the same on every machine.
+void noise_permutation(uint32_t *perm, int n, noise_key key);
+
 // Inverse standard normal CDF for p in (0,1), AS241 PPND16 (about 1e-16
 // relative accuracy); returns NaN outside (0,1). Bitwise reproducible: uses
 // noise_log() and sqrt only.

@@ -14,8 +14,8 @@
 #include "noise.h"
 
 #define CHECKPOINT_FORMAT "noisesearch-train-checkpoint"
-// Philox streams of one seed, kept apart by their top bits.
-#define STREAM_INIT (0ull << 62)   // | tensor index: initial weights
+// Philox streams of one seed, kept apart by their top bits (0 << 62 is
+// dit_train_init_weights').
 #define STREAM_PERM (1ull << 62)   // | epoch: data order
 #define STREAM_STEP (2ull << 62)   // | step: t, dropout, flip of each sample
 #define STREAM_NOISE (3ull << 62)  // | global sample number: the noise x0
@@ -48,30 +48,6 @@ ns_status trainer_config_check(const trainer_config *c) {
         return ns_error_set(NS_ERR_ARG, "class dropout must be in [0, 1], got %g", (double)c->class_dropout);
     if (c->eval_samples < 0) return ns_error_set(NS_ERR_ARG, "eval samples must be >= 0");
     return NS_OK;
-}
-
-// DiT's initialize_weights: xavier-uniform Linear (and patch-embedding conv)
-// weights, zero biases, N(0, 0.02) label table and timestep MLP weights,
-// zero adaLN modulations and final linear (adaLN-Zero), fixed pos_embed.
-static void init_weights(dit_model *m, uint64_t seed) {
-    memset(m->memory, 0, m->num_params * sizeof(float));
-    for (int i = 0; i < m->num_tensors; i++) {
-        const dit_tensor *t = &m->tensors[i];
-        float *w = m->memory + t->offset;
-        noise_key key = {seed, STREAM_INIT | (uint64_t)i};
-        if (t->ndim < 2 || strstr(t->name, "adaLN_modulation") || !strncmp(t->name, "final_layer.linear", 18) ||
-            !strcmp(t->name, "pos_embed"))
-            continue;  // zero (pos_embed is filled below)
-        if (!strncmp(t->name, "t_embedder", 10) || !strncmp(t->name, "y_embedder", 10)) {
-            noise_fill(w, t->numel, key, 0);
-            for (size_t k = 0; k < t->numel; k++) w[k] *= 0.02f;
-            continue;
-        }
-        size_t fan_out = (size_t)t->shape[0], fan_in = t->numel / fan_out;
-        double bound = sqrt(6.0 / (double)(fan_in + fan_out));
-        for (size_t k = 0; k < t->numel; k++) w[k] = (float)((2.0 * noise_uniform(key, k) - 1.0) * bound);
-    }
-    layer_pos_embed_2d(m->p.pos_embed, m->cfg.input_size / m->cfg.patch_size, m->cfg.hidden_size);
 }
 
 static double *curve_push(double *curve, int *n, int *cap, int width, const double *row) {
@@ -125,7 +101,7 @@ ns_status trainer_init(trainer *tr, const trainer_config *cfg, const dataset *tr
                        int threads) {
     ns_status st = trainer_alloc(tr, cfg, train, comm, threads);
     if (!st) {
-        init_weights(&tr->model, cfg->seed);
+        dit_train_init_weights(&tr->model, cfg->seed);
         st = optim_ema_init(&tr->ema, &tr->model);
     }
     if (st) trainer_free(tr);
@@ -142,17 +118,9 @@ void trainer_free(trainer *tr) {
     memset(tr, 0, sizeof *tr);
 }
 
-// Fisher-Yates shuffle of the dataset for one epoch, from its own stream.
+// The data order of one epoch, from its own stream.
 static void make_permutation(trainer *tr, long epoch) {
-    int n = tr->train->count;
-    noise_key key = {tr->cfg.seed, STREAM_PERM | (uint64_t)epoch};
-    for (int i = 0; i < n; i++) tr->perm[i] = (uint32_t)i;
-    for (int i = n - 1; i > 0; i--) {
-        int j = (int)(noise_uniform(key, (uint64_t)(n - 1 - i)) * (i + 1));
-        uint32_t tmp = tr->perm[i];
-        tr->perm[i] = tr->perm[j];
-        tr->perm[j] = tmp;
-    }
+    noise_permutation(tr->perm, tr->train->count, (noise_key){tr->cfg.seed, STREAM_PERM | (uint64_t)epoch});
     tr->perm_epoch = epoch;
 }
 
