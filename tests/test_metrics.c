@@ -22,17 +22,7 @@
 #include "model/gemm.h"
 #include "model/noise.h"
 
-static int failures;
-
-#define EXPECT(cond, ...)                                \
-    do {                                                 \
-        if (!(cond)) {                                   \
-            failures++;                                  \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);  \
-            printf(__VA_ARGS__);                         \
-            printf("\n");                                \
-        }                                                \
-    } while (0)
+#include "expect.h"
 
 // x: (n,d) = z A^T * scale + shift, z standard normal from stream `stream`,
 // A (d,d) a fixed mixing matrix (stream 999) so sets share a covariance shape.

@@ -13,17 +13,7 @@
 
 #include <Random123/philox.h>
 
-static int failures;
-
-#define EXPECT(cond, ...)                                          \
-    do {                                                           \
-        if (!(cond)) {                                             \
-            failures++;                                            \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);            \
-            printf(__VA_ARGS__);                                   \
-            printf("\n");                                          \
-        }                                                          \
-    } while (0)
+#include "expect.h"
 
 static uint32_t float_bits(float f) {
     uint32_t u;
