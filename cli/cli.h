@@ -14,6 +14,7 @@ enum {
 
 int cmd_sample(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_train_classifier(int argc, char **argv);
 
 // Parse "all" or a comma list of class indices in [0, num_classes) into
 // out (capacity num_classes); returns the count or -1 with a message printed.

@@ -12,14 +12,15 @@ static const struct {
 } commands[] = {
     {"sample", cmd_sample, "denoise noise into samples: PNG grid + HDF5 (no search)"},
     {"train", cmd_train, "train the denoiser on Fashion-MNIST (MPI data-parallel)"},
+    {"train-classifier", cmd_train_classifier, "train the verifier classifier or the evaluator on Fashion-MNIST"},
 };
 
 static void usage(FILE *out) {
     fprintf(out, "usage: noisesearch <command> [options]   (noisesearch <command> --help for its options)\n\n"
                  "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "  %-10s %s\n", "version", "print the program version");
+        fprintf(out, "  %-17s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-17s %s\n", "version", "print the program version");
 }
 
 int main(int argc, char **argv) {

@@ -95,31 +95,36 @@ static void head_path(char *buf, size_t n, const dit_tensor *t) {
     snprintf(buf, n, "head/%s", t->name + strlen("head."));
 }
 
-ns_status classifier_save(const classifier *c, const char *path) {
-    h5u_atomic_file out;
-    ns_status st = h5u_atomic_create(&out, path);
-    if (st) return st;
-    const char *p = out.tmp_path;
-    st = dit_config_write_attrs(out.file, p, &c->backbone.cfg);
-    if (!st) st = dit_tensors_write(out.file, p, &c->backbone, c->backbone.memory);
+// The classifier file's content (root backbone, head/ group) into an open file.
+static ns_status write_classifier(hid_t file, const char *p, const classifier *c) {
+    ns_status st = dit_config_write_attrs(file, p, &c->backbone.cfg);
+    if (!st) st = dit_tensors_write(file, p, &c->backbone, c->backbone.memory);
     hid_t g = H5I_INVALID_HID;
     if (!st) {
-        H5E_BEGIN_TRY { g = H5Gcreate2(out.file, "head", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT); }
+        H5E_BEGIN_TRY { g = H5Gcreate2(file, "head", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT); }
         H5E_END_TRY;
         if (g < 0) st = ns_error_set(NS_ERR_IO, "%s: cannot create group head", p);
     }
     if (!st) st = h5u_attr_write_string(g, p, "format", CLASSIFIER_FORMAT);
     if (!st) st = h5u_attr_write_int(g, p, "num_classes", c->cfg.num_classes);
     if (!st) st = h5u_attr_write_string(g, p, "features", "mean over tokens of the final adaLN LayerNorm output");
+    if (!st && c->role[0]) st = h5u_attr_write_string(g, p, "role", c->role);
     for (int i = 0; i < 2 && !st; i++) {
         const dit_tensor *t = &c->head_tensors[i];
         char name[80];
         head_path(name, sizeof name, t);
         hsize_t dims[2] = {(hsize_t)t->shape[0], (hsize_t)t->shape[1]};
-        st = h5u_write_floats(out.file, p, name, t->ndim, dims, c->head + t->offset);
+        st = h5u_write_floats(file, p, name, t->ndim, dims, c->head + t->offset);
     }
     if (g >= 0) H5Gclose(g);
-    return h5u_atomic_finish(&out, st);
+    return st;
+}
+
+ns_status classifier_save(const classifier *c, const char *path) {
+    h5u_atomic_file out;
+    ns_status st = h5u_atomic_create(&out, path);
+    if (st) return st;
+    return h5u_atomic_finish(&out, write_classifier(out.file, out.tmp_path, c));
 }
 
 static ns_status read_head_tensor(hid_t file, const char *path, const dit_tensor *t, float *dst) {
@@ -188,12 +193,15 @@ ns_status classifier_load(classifier *c, const char *path) {
     if (!st && strcmp(format, CLASSIFIER_FORMAT))
         st = ns_error_set(NS_ERR_FORMAT, "%s: head/ format '%s', expected '%s'", path, format, CLASSIFIER_FORMAT);
     if (!st) st = h5u_attr_read_int(g, path, "num_classes", &K);
+    char role[CLASSIFIER_ROLE_MAX] = "";
+    if (!st && H5Aexists(g, "role") > 0) st = h5u_attr_read_string(g, path, "role", role, sizeof role);
     if (!st) {
         cfg.num_classes = K;
         if (classifier_config_check(&cfg))
             st = ns_error_set(NS_ERR_FORMAT, "%s: inconsistent classifier: %s", path, ns_error_message());
     }
     if (!st) st = classifier_alloc(c, &cfg);
+    if (!st) memcpy(c->role, role, sizeof role);
     if (!st) st = dit_tensors_read(file, path, &c->backbone, c->backbone.memory);
     for (int i = 0; i < 2 && !st; i++)
         st = read_head_tensor(file, path, &c->head_tensors[i], c->head + c->head_tensors[i].offset);
@@ -462,4 +470,169 @@ void classifier_trainer_step(classifier_trainer *tr, classifier_step_info *info)
     if (info)
         *info = (classifier_step_info){
             .step = s + 1, .loss = loss, .accuracy = (double)correct / B, .grad_norm = norm, .lr = lr};
+}
+
+// ---------------------------------------------------------------------------
+// Checkpoints
+
+#define CLASSIFIER_CHECKPOINT_FORMAT "noisesearch-classifier-checkpoint"
+
+// The numeric training settings, by attribute name (one table for save and resume).
+typedef struct {
+    const char *name;
+    double value;
+} ckpt_field;
+
+static int ckpt_fields(const classifier_trainer *tr, ckpt_field *f) {
+    const classifier_train_config *c = &tr->cfg;
+    int n = 0;
+    f[n++] = (ckpt_field){"step", (double)tr->step};
+    f[n++] = (ckpt_field){"adam_step", (double)tr->opt_backbone.step};
+    f[n++] = (ckpt_field){"batch", c->batch};
+    f[n++] = (ckpt_field){"steps", (double)c->steps};
+    f[n++] = (ckpt_field){"lr", c->schedule.lr};
+    f[n++] = (ckpt_field){"lr_min", c->schedule.lr_min};
+    f[n++] = (ckpt_field){"warmup_steps", (double)c->schedule.warmup_steps};
+    f[n++] = (ckpt_field){"beta1", c->adam.beta1};
+    f[n++] = (ckpt_field){"beta2", c->adam.beta2};
+    f[n++] = (ckpt_field){"eps", c->adam.eps};
+    f[n++] = (ckpt_field){"weight_decay", c->adam.weight_decay};
+    f[n++] = (ckpt_field){"clip_norm", c->clip_norm};
+    f[n++] = (ckpt_field){"hflip", c->hflip};
+    f[n++] = (ckpt_field){"max_shift", c->max_shift};
+    f[n++] = (ckpt_field){"seed", (double)c->seed};
+    return n;
+}
+
+static ns_status write_moments(hid_t g, const char *p, const char *name, const dit_model *m, const float *values) {
+    hid_t sub;
+    H5E_BEGIN_TRY { sub = H5Gcreate2(g, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT); }
+    H5E_END_TRY;
+    if (sub < 0) return ns_error_set(NS_ERR_IO, "%s: cannot create group train/%s", p, name);
+    ns_status st = dit_tensors_write(sub, p, m, values);
+    H5Gclose(sub);
+    return st;
+}
+
+static ns_status read_moments(hid_t g, const char *p, const char *name, const dit_model *m, float *values) {
+    hid_t sub;
+    H5E_BEGIN_TRY { sub = H5Gopen2(g, name, H5P_DEFAULT); }
+    H5E_END_TRY;
+    if (sub < 0) return ns_error_set(NS_ERR_FORMAT, "%s: missing group train/%s", p, name);
+    char where[4200];
+    snprintf(where, sizeof where, "%s:/train/%s", p, name);
+    ns_status st = dit_tensors_read(sub, where, m, values);
+    H5Gclose(sub);
+    return st;
+}
+
+static ns_status read_flat(hid_t g, const char *p, const char *name, float *dst, size_t n) {
+    hsize_t dims[1];
+    float *data = NULL;
+    ns_status st = h5u_read_floats(g, p, name, 1, dims, &data);
+    if (!st && dims[0] != n)
+        st = ns_error_set(NS_ERR_FORMAT, "%s: train/%s has %llu values, expected %zu", p, name,
+                          (unsigned long long)dims[0], n);
+    if (!st) memcpy(dst, data, n * sizeof(float));
+    free(data);
+    return st;
+}
+
+ns_status classifier_checkpoint_save(const classifier_trainer *tr, const char *path, double train_seconds,
+                                     const double *curve, int n_curve) {
+    h5u_atomic_file out;
+    ns_status st = h5u_atomic_create(&out, path);
+    if (st) return st;
+    const char *p = out.tmp_path;
+    const classifier *c = tr->model;
+    st = write_classifier(out.file, p, c);
+    hid_t g = H5I_INVALID_HID;
+    if (!st) {
+        H5E_BEGIN_TRY { g = H5Gcreate2(out.file, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT); }
+        H5E_END_TRY;
+        if (g < 0) st = ns_error_set(NS_ERR_IO, "%s: cannot create group train", p);
+    }
+    ckpt_field f[32];
+    int nf = ckpt_fields(tr, f);
+    if (!st) st = h5u_attr_write_string(g, p, "format", CLASSIFIER_CHECKPOINT_FORMAT);
+    if (!st) st = h5u_attr_write_string(g, p, "schedule", optim_lr_kind_name(tr->cfg.schedule.kind));
+    if (!st) st = h5u_attr_write_double(g, p, "train_seconds", train_seconds);
+    for (int i = 0; i < nf && !st; i++) st = h5u_attr_write_double(g, p, f[i].name, f[i].value);
+    if (!st) st = write_moments(g, p, "backbone_m", &c->backbone, tr->opt_backbone.m);
+    if (!st) st = write_moments(g, p, "backbone_v", &c->backbone, tr->opt_backbone.v);
+    hsize_t nh = c->head_params, dc[2] = {(hsize_t)n_curve, 2};
+    if (!st) st = h5u_write_floats(g, p, "head_m", 1, &nh, tr->opt_head.m);
+    if (!st) st = h5u_write_floats(g, p, "head_v", 1, &nh, tr->opt_head.v);
+    if (!st) st = h5u_write_doubles(g, p, "test_accuracy", 2, dc, curve);
+    if (g >= 0) H5Gclose(g);
+    return h5u_atomic_finish(&out, st);
+}
+
+ns_status classifier_checkpoint_resume(classifier_trainer *tr, classifier *model, const char *path,
+                                       const dataset *train, int threads, long steps_override, double **curve,
+                                       int *n_curve, double *train_seconds) {
+    memset(tr, 0, sizeof *tr);
+    *curve = NULL, *n_curve = 0, *train_seconds = 0;
+    ns_status st = classifier_load(model, path);
+    if (st) return st;
+    hid_t file = H5I_INVALID_HID, g = H5I_INVALID_HID;
+    if ((st = h5u_open_read(&file, path))) goto fail;
+    H5E_BEGIN_TRY { g = H5Gopen2(file, "train", H5P_DEFAULT); }
+    H5E_END_TRY;
+    char format[64] = "", kind[32] = "";
+    if (g < 0) st = ns_error_set(NS_ERR_FORMAT, "%s: missing group 'train' (classifier weights, not a checkpoint?)", path);
+    if (!st) st = h5u_attr_read_string(g, path, "format", format, sizeof format);
+    if (!st && strcmp(format, CLASSIFIER_CHECKPOINT_FORMAT))
+        st = ns_error_set(NS_ERR_FORMAT, "%s: train/ format '%s', expected '%s'", path, format,
+                          CLASSIFIER_CHECKPOINT_FORMAT);
+    classifier_train_config cfg;
+    classifier_train_config_defaults(&cfg);
+    if (!st) st = h5u_attr_read_string(g, path, "schedule", kind, sizeof kind);
+    if (!st) st = optim_lr_kind_from_name(kind, &cfg.schedule.kind);
+    if (!st) st = h5u_attr_read_double(g, path, "train_seconds", train_seconds);
+    ckpt_field f[32];
+    classifier_trainer probe = {.model = model};
+    int nf = ckpt_fields(&probe, f);
+    for (int i = 0; i < nf && !st; i++) st = h5u_attr_read_double(g, path, f[i].name, &f[i].value);
+    if (st) goto fail;
+    // Same order as ckpt_fields.
+    long step = (long)f[0].value, adam_step = (long)f[1].value;
+    cfg.batch = (int)f[2].value;
+    cfg.steps = (long)f[3].value;
+    cfg.schedule.lr = (float)f[4].value;
+    cfg.schedule.lr_min = (float)f[5].value;
+    cfg.schedule.warmup_steps = (long)f[6].value;
+    cfg.adam = (optim_adamw_config){(float)f[7].value, (float)f[8].value, (float)f[9].value, (float)f[10].value};
+    cfg.clip_norm = (float)f[11].value;
+    cfg.hflip = (int)f[12].value;
+    cfg.max_shift = (int)f[13].value;
+    cfg.seed = (uint64_t)f[14].value;
+    if (steps_override > 0) cfg.steps = steps_override;
+    cfg.schedule.total_steps = cfg.steps;
+    if ((st = classifier_trainer_init(tr, model, &cfg, train, threads))) goto fail;
+    dit_model hv = head_view(model);
+    st = read_moments(g, path, "backbone_m", &model->backbone, tr->opt_backbone.m);
+    if (!st) st = read_moments(g, path, "backbone_v", &model->backbone, tr->opt_backbone.v);
+    if (!st) st = read_flat(g, path, "head_m", tr->opt_head.m, hv.num_params);
+    if (!st) st = read_flat(g, path, "head_v", tr->opt_head.v, hv.num_params);
+    hsize_t dims[2];
+    if (!st) st = h5u_read_doubles(g, path, "test_accuracy", 2, dims, curve);
+    if (!st && dims[0] && dims[1] != 2)
+        st = ns_error_set(NS_ERR_FORMAT, "%s: train/test_accuracy has %llu columns, expected 2", path,
+                          (unsigned long long)dims[1]);
+    if (st) goto fail;
+    *n_curve = (int)dims[0];
+    tr->step = step;
+    tr->opt_backbone.step = tr->opt_head.step = adam_step;
+    H5Gclose(g);
+    h5u_close_file(file);
+    return NS_OK;
+fail:
+    if (g >= 0) H5Gclose(g);
+    h5u_close_file(file);
+    classifier_trainer_free(tr);
+    classifier_free(model);
+    free(*curve);
+    *curve = NULL;
+    return st;
 }

@@ -36,6 +36,7 @@
 #include "../model/optim.h"
 
 #define CLASSIFIER_FORMAT "noisesearch-classifier"
+#define CLASSIFIER_ROLE_MAX 16
 
 typedef struct {
     dit_config backbone;  // num_classes = K sizes the (unused) label table; null label K is the one used
@@ -55,6 +56,7 @@ typedef struct {
     float *head_b;          // (K)    view into head
     dit_tensor head_tensors[2];  // the head's state_dict table ("head.weight", "head.bias"), offsets into head
     size_t head_params;     // K*D + K
+    char role[CLASSIFIER_ROLE_MAX];  // "verifier", "evaluator" or "" (head/ attribute "role"; see verifier.h)
 } classifier;
 
 // Fresh weights from seed: DiT's initialize_weights for the backbone
@@ -161,5 +163,21 @@ ns_status classifier_trainer_init(classifier_trainer *tr, classifier *model, con
                                   const dataset *train, int threads);
 void classifier_trainer_free(classifier_trainer *tr);
 void classifier_trainer_step(classifier_trainer *tr, classifier_step_info *info);
+
+// Checkpoints (format "noisesearch-classifier-checkpoint"): a classifier file
+// (so classifier_load reads the weights of a checkpoint too) plus a group
+// train/ with the training settings and step as attributes, the AdamW
+// moments (train/backbone_m/, train/backbone_v/ by state_dict name;
+// train/head_m, train/head_v) and the test-accuracy curve
+// train/test_accuracy (n, 2: step, accuracy). The random state is the step
+// itself, so a resumed run continues bit for bit. Written atomically.
+ns_status classifier_checkpoint_save(const classifier_trainer *tr, const char *path, double train_seconds,
+                                     const double *curve, int n_curve);
+// Fill model (zeroed) and tr from a checkpoint; steps_override > 0 raises the
+// total (the cosine schedule then ends there). *curve (malloc'ed, n_curve x 2)
+// and *train_seconds are what the checkpoint recorded.
+ns_status classifier_checkpoint_resume(classifier_trainer *tr, classifier *model, const char *path,
+                                       const dataset *train, int threads, long steps_override, double **curve,
+                                       int *n_curve, double *train_seconds);
 
 #endif
