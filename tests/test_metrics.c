@@ -326,6 +326,18 @@ static void test_kid(void) {
     free(z);
 }
 
+// probs laid out so that metrics_inception_score's documented shuffle puts
+// row r of probs at position r: the splits are then contiguous in probs,
+// the convention of the numpy reference. (n,K), caller frees.
+static float *undo_is_shuffle(const float *probs, int n, int K) {
+    uint32_t *perm = ns_malloc((size_t)n * sizeof(uint32_t), "perm");
+    noise_permutation(perm, n, (noise_key){METRICS_IS_SHUFFLE_SEED, 0});
+    float *out = ns_malloc((size_t)n * K * sizeof(float), "unshuffled");
+    for (int r = 0; r < n; r++) memcpy(out + (size_t)perm[r] * K, probs + (size_t)r * K, (size_t)K * sizeof(float));
+    free(perm);
+    return out;
+}
+
 static void test_inception_score(void) {
     printf("Inception Score\n");
     const int n = 40, K = 8;
@@ -336,9 +348,9 @@ static void test_inception_score(void) {
     printf("  uniform                   %.15f (want 1)\n", m);
     EXPECT(fabs(m - 1) < 1e-12, "uniform IS %.17g", m);
     for (int i = 0; i < n * K; i++) p[i] = (i % K) == (i / K) % K;  // row r one-hot at r % K
-    NS_CHECK(metrics_inception_score(&m, &s, p, n, K, 5) == NS_OK);
-    printf("  one-hot, balanced         %.15f +- %.1e (want %d +- 0, 5 splits)\n", m, s, K);
-    EXPECT(fabs(m - K) < 1e-12 && s < 1e-12, "one-hot IS %.17g +- %.3g", m, s);
+    NS_CHECK(metrics_inception_score(&m, &s, p, n, K, 1) == NS_OK);
+    printf("  one-hot, balanced         %.15f (want %d, 1 split)\n", m, K);
+    EXPECT(fabs(m - K) < 1e-12, "one-hot IS %.17g", m);
     for (int i = 0; i < n * K; i++) p[i] = (i % K) == 3;  // every row the same class
     NS_CHECK(metrics_inception_score(&m, &s, p, n, K, 2) == NS_OK);
     EXPECT(fabs(m - 1) < 1e-12, "one-class IS %.17g", m);
@@ -346,6 +358,25 @@ static void test_inception_score(void) {
     expect_error("IS row not summing to 1", metrics_inception_score(&m, &s, p, n, K, 1), "sums to");
     expect_error("IS more splits than rows", metrics_inception_score(&m, &s, p, n, K, n + 1), "splits");
     free(p);
+
+    // A class-ordered set (as sample files store them): 100 one-hot rows per
+    // class, 10 classes, 10 splits. Contiguous splits would each hold one
+    // class (IS exactly 1); shuffled splits hold ~10 per class, so each
+    // split's score is exp(H(class histogram)), close to 10.
+    const int per = 100, K2 = 10, n2 = per * K2;
+    float *q = ns_calloc((size_t)n2 * K2, sizeof(float), "ordered probs");
+    for (int r = 0; r < n2; r++) q[(size_t)r * K2 + r / per] = 1.0f;
+    NS_CHECK(metrics_inception_score(&m, &s, q, n2, K2, 10) == NS_OK);
+    printf("  class-ordered one-hot     %.4f +- %.4f (10 splits; contiguous splits would give 1)\n", m, s);
+    EXPECT(m > 9.0 && m <= 10.0 && s < 0.5, "class-ordered IS %.6f +- %.6f", m, s);
+    // The order is the documented one: laid out so that the shuffle puts q's
+    // rows back in class order, every split holds one class again.
+    float *u = undo_is_shuffle(q, n2, K2);
+    NS_CHECK(metrics_inception_score(&m, &s, u, n2, K2, 10) == NS_OK);  // splits now contiguous in q
+    printf("  pre-permuted by the seed  %.15f +- %.1e (want 1 +- 0)\n", m, s);
+    EXPECT(fabs(m - 1) < 1e-12 && s < 1e-12, "documented shuffle: IS %.17g +- %.3g", m, s);
+    free(q);
+    free(u);
 }
 
 static void test_distances(void) {
@@ -604,13 +635,15 @@ static void check_reference(const char *dir) {
     NS_CHECK(h5u_read_doubles(g, "inception", "is_mean", 1, ds, &im) == NS_OK);
     NS_CHECK(h5u_read_doubles(g, "inception", "is_std", 1, ds, &is) == NS_OK);
     worst = 0;
+    float *laid = undo_is_shuffle(probs, (int)dp[0], (int)dp[1]);
     for (size_t i = 0; i < ds[0]; i++) {
         double m, s;
-        NS_CHECK(metrics_inception_score(&m, &s, probs, (int)dp[0], (int)dp[1], splits[i]) == NS_OK);
+        NS_CHECK(metrics_inception_score(&m, &s, laid, (int)dp[0], (int)dp[1], splits[i]) == NS_OK);
         worst = fmax(worst, fmax(rel(m, im[i]), fabs(s - is[i]) / im[i]));
     }
     printf("  Inception Score           max rel err %.2e (splits 1, 4, 10; IS %.4f)\n", worst, im[0]);
     EXPECT(worst < 1e-12, "IS vs numpy %.3e", worst);
+    free(laid);
     free(probs);
     free(splits);
     free(im);

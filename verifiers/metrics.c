@@ -566,24 +566,27 @@ ns_status metrics_inception_score(double *mean, double *std, const float *probs,
                                 r, sum);
     }
     const int q = n / splits;
+    uint32_t *perm = ns_malloc((size_t)n * sizeof(uint32_t), "is order");
+    noise_permutation(perm, n, (noise_key){METRICS_IS_SHUFFLE_SEED, 0});
     double *lpy = ns_malloc((size_t)K * sizeof(double), "is marginal");  // (K,) log p(y) of the split
     double *scores = ns_malloc((size_t)splits * sizeof(double), "is splits");
     for (int s = 0; s < splits; s++) {
-        const float *part = probs + (size_t)s * q * K;  // (q,K)
+        const uint32_t *rows = perm + (size_t)s * q;  // (q,) the split's rows
         for (int j = 0; j < K; j++) lpy[j] = 0;
         for (int r = 0; r < q; r++)
-            for (int j = 0; j < K; j++) lpy[j] += part[(size_t)r * K + j];
+            for (int j = 0; j < K; j++) lpy[j] += probs[(size_t)rows[r] * K + j];
         for (int j = 0; j < K; j++) lpy[j] = log(lpy[j] / q);
         double kl = 0;  // sum over rows of KL(p(y|x) || p(y)), with 0 log 0 = 0
         for (int r = 0; r < q; r++)
             for (int j = 0; j < K; j++) {
-                double p = part[(size_t)r * K + j];
+                double p = probs[(size_t)rows[r] * K + j];
                 if (p > 0) kl += p * (log(p) - lpy[j]);
             }
         scores[s] = exp(kl / q);
     }
     *mean = mean_of(scores, splits);
     *std = std_of(scores, splits, *mean);
+    free(perm);
     free(lpy);
     free(scores);
     return NS_OK;

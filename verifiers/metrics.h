@@ -58,6 +58,10 @@ ns_status metrics_gaussian_read(metrics_gaussian *g, hid_t loc, const char *path
 ns_status metrics_gaussian_save(const metrics_gaussian *g, const char *path, const char *group);
 ns_status metrics_gaussian_load(metrics_gaussian *g, const char *path, const char *group);
 
+// The group holding the test-set statistics in a reference file made by
+// `noisesearch reference` (cli/cmd_eval.c), read by eval and fid_oracle.
+#define METRICS_REFERENCE_GROUP "stats"
+
 // ---------------------------------------------------------------------------
 // Fréchet distance between N(mu1, S1) and N(mu2, S2) (Dowson & Landau 1982;
 // FID: Heusel et al. 2017):
@@ -134,10 +138,18 @@ ns_status metrics_kid_subsets(double *mmd2, const float *x, int nx, const float 
 
 // ---------------------------------------------------------------------------
 // Inception Score (Salimans et al. 2016): exp(E_x KL(p(y|x) || p(y))), p(y)
-// the mean of p(y|x) over the split. The rows are cut into `splits`
-// contiguous parts of n / splits rows (the remainder is dropped, as in the
-// original code); mean and population std of the per-split scores.
+// the mean of p(y|x) over the split; mean and population std of the
+// per-split scores. The splits are `splits` parts of q = n / splits rows
+// (the remainder is dropped, as in the original code) taken in a fixed
+// pseudo-random order: split s holds rows perm[s q .. (s + 1) q) with
+//   perm = noise_permutation(n, (noise_key){METRICS_IS_SHUFFLE_SEED, 0}).
+// Why shuffle: sample sets here are stored class by class, and contiguous
+// splits of such a set each hold one or two classes, so each split's p(y)
+// is nearly one-hot and the score collapses towards 1 (the original code
+// assumes randomly ordered samples). The order depends only on n, so the
+// score of a given file is reproducible.
 // probs: (n,K), rows non-negative and summing to 1 (within 1e-3).
+#define METRICS_IS_SHUFFLE_SEED 2016u
 ns_status metrics_inception_score(double *mean, double *std, const float *probs, int n, int K, int splits);
 
 // ---------------------------------------------------------------------------
