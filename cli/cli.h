@@ -12,9 +12,14 @@ enum {
     CLI_EXIT_USAGE = 2,    // bad arguments or configuration; nothing was written
 };
 
+int cmd_search(int argc, char **argv);
+int cmd_config(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_train_classifier(int argc, char **argv);
+int cmd_reference(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_curves(int argc, char **argv);
 
 // Parse "all" or a comma list of class indices in [0, num_classes) into
 // out (capacity num_classes); returns the count or -1 with a message printed.

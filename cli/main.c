@@ -10,9 +10,14 @@ static const struct {
     int (*run)(int argc, char **argv);
     const char *summary;
 } commands[] = {
+    {"search", cmd_search, "run a search from a YAML config (mpirun -np P; rank 0 coordinates)"},
+    {"config", cmd_config, "validate a run config and print it resolved (--reference: every key)"},
     {"sample", cmd_sample, "denoise noise into samples: PNG grid + HDF5 (no search)"},
     {"train", cmd_train, "train the denoiser on Fashion-MNIST (MPI data-parallel)"},
     {"train-classifier", cmd_train_classifier, "train the verifier classifier or the evaluator on Fashion-MNIST"},
+    {"reference", cmd_reference, "evaluator features and statistics of the test set (for eval)"},
+    {"eval", cmd_eval, "FID, KID, IS, precision/recall, accuracy of sample files or run logs"},
+    {"curves", cmd_curves, "scaling curves of run logs: metrics vs NFEs, CSV + HDF5 table and PNG plots"},
 };
 
 static void usage(FILE *out) {
