@@ -19,6 +19,7 @@ PACKAGES=(
   libpng-dev zlib1g-dev                 # PNG grids, gzipped datasets
   dataset-fashion-mnist                 # training/evaluation data
   gnuplot-nox                           # scaling-curve plots
+  slurm-wlm munge                       # a one-node Slurm for the slurm tests (tests/slurm/)
   python3-torch python3-h5py python3-numpy  # reference tests only
 )
 
