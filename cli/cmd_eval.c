@@ -8,6 +8,8 @@
 //              and class accuracy of the samples in sample files (`noisesearch
 //              sample --h5`) or search run logs, against a reference; prints
 //              a table and writes each file's row into it as /evaluation.
+//              eval_files (cli/eval.h) is that whole path after parsing;
+//              noisesearch curves calls it for logs lacking /evaluation.
 //
 // Every input is checked before anything is computed or written; bad input
 // exits with status 2 and one line on stderr. docs/verifiers.md describes
@@ -121,13 +123,15 @@ static int fail(const char *cmd, int code) {
 // KID's feature scale. The kernel (a.b / D + 1)^3 was designed for Inception
 // pool features, whose a.b / D is of order 1 or less; the evaluator's features
 // are LayerNorm outputs with a learned scale (mean |f|^2 / D of 7-21 measured),
-// so the cubic kernel is dominated by the norms and the estimate is very
-// noisy (docs/verifiers.md has the numbers). KID is therefore computed on the
-// features divided by one scalar per evaluator, the reference set's RMS
-// feature value s = sqrt(mean over images of |f|^2 / D), applied to both
-// sets: a global rescaling that keeps the geometry and puts the reference at
+// so the cubic kernel is dominated by the norms and KID comes out in the tens
+// to thousands. KID is therefore computed on the features divided by one
+// scalar per evaluator, the reference set's RMS feature value
+// s = sqrt(mean over images of |f|^2 / D), applied to both sets: a global
+// rescaling that keeps the geometry and puts the reference at
 // mean |f|^2 / D = 1. metrics_kid stays the textbook estimator; FID and
-// precision/recall use the features as they are.
+// precision/recall use the features as they are. Measured (docs/verifiers.md):
+// the spread over subsets shrinks with the values, by about the same factor,
+// so the rescaling fixes the scale, not KID's sensitivity.
 
 // sqrt(sum of x^2 / (n d)) of x (n, d), summed in double in row order.
 static double features_rms(const float *x, long n, int d) {

@@ -230,10 +230,6 @@ def test_usr1(ref):
     note("USR1 + self-requeue: resumed, bitwise identical", f0)
 
 
-def curves_available():
-    return subprocess.run([NS, "curves", "--help"], env=ENV, capture_output=True).returncode == 0
-
-
 def test_sweep():
     f0 = failures
     grid = dict(TEMPLATE="tiny.yaml", SWEEP_DIR="sweep", ALGORITHMS="random zero_order", VERIFIERS="ensemble",
@@ -262,16 +258,17 @@ def test_sweep():
             if name.startswith("random"):
                 check(f["candidates/score"].shape[0] == 2 * f["searches/chosen"].shape[0],
                       f"{name}: not best of 2 candidates")
-    if curves_available():
-        ended(c, "COMPLETED", "0:0", "collect")
-        out = os.path.join(WORK, "sweep", "curves")
-        check(glob.glob(os.path.join(out, "*.csv")) and glob.glob(os.path.join(out, "*.png")),
-              f"collect: no table or plot in {out}: {os.listdir(out) if os.path.isdir(out) else 'missing'}")
-        note("sweep (4 array tasks) + collect (afterok): logs, metrics, table and plots", f0)
-    else:
-        # Until `noisesearch curves` exists the collect job stops after eval.
-        check("noisesearch eval exited" not in tail("collect.out"), f"collect: eval failed:\n{tail('collect.out')}")
-        note("sweep (4 array tasks) + collect (afterok): logs and metrics; no `noisesearch curves` in this build", f0)
+    ended(c, "COMPLETED", "0:0", "collect")
+    out = os.path.join(WORK, "sweep", "curves")
+    listing = sorted(os.listdir(out)) if os.path.isdir(out) else []
+    check("curves.csv" in listing and all(f"{m}.png" in listing for m in ("fid", "kid", "is", "precision", "recall",
+                                                                          "accuracy")),
+          f"collect: no table or plots in {out}: {listing or 'missing'}")
+    if "curves.csv" in listing:
+        with open(os.path.join(out, "curves.csv")) as f:
+            rows = f.read().strip().splitlines()
+        check(len(rows) == 1 + len(want), f"collect: curves.csv has {len(rows) - 1} rows, expected {len(want)}")
+    note("sweep (4 array tasks) + collect (afterok): logs, metrics, table and plots", f0)
 
 
 if __name__ == "__main__":
