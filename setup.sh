@@ -2,7 +2,7 @@
 # One entry point for a fresh Debian 12 machine:
 #   ./setup.sh deps    install every Debian package the project needs (idempotent)
 #   ./setup.sh build   deps, then configure and build into build/
-#   ./setup.sh demo    build, then run the main job on the shipped default model
+#   ./setup.sh demo    build, then run the default search on the shipped models and evaluate it
 #   ./setup.sh test    build, then run the whole test suite (ctest)
 # Needs root (or sudo) only to install packages that are missing.
 set -euo pipefail
@@ -50,8 +50,12 @@ case "${1:-build}" in
   build) build ;;
   demo)
     build
-    ./build/noisesearch sample --model weights/default.h5 --classes all --per-class 10 \
-      --sampler heun --nfe 250 --cfg 1.0 --seed 0 --out demo-grid.png --h5 demo-samples.h5 --overwrite
+    # The default search (configs/default.yaml) on the shipped models, then its
+    # metrics from the evaluator; the log, a PNG grid and the table in runs/.
+    mkdir -p runs
+    ./build/noisesearch search configs/default.yaml --overwrite
+    ./build/noisesearch eval runs/default.h5 --evaluator weights/evaluator.h5 \
+      --reference weights/fmnist-test-reference.h5
     ;;
   test)
     build

@@ -179,3 +179,27 @@ ns_status dit_save(const dit_model *m, const char *path) {
     if (!st) st = dit_tensors_write(out.file, out.tmp_path, m, m->memory);
     return h5u_atomic_finish(&out, st);
 }
+
+ns_status dit_group_write(hid_t loc, const char *path, const char *name, const dit_model *m, const float *values,
+                          int with_config) {
+    hid_t g;
+    H5E_BEGIN_TRY { g = H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT); }
+    H5E_END_TRY;
+    if (g < 0) return ns_error_set(NS_ERR_IO, "%s: cannot create group %s", path, name);
+    ns_status st = with_config ? dit_config_write_attrs(g, path, &m->cfg) : NS_OK;
+    if (!st) st = dit_tensors_write(g, path, m, values);
+    H5Gclose(g);
+    return st;
+}
+
+ns_status dit_group_read(hid_t loc, const char *path, const char *name, const dit_model *m, float *values) {
+    hid_t g;
+    H5E_BEGIN_TRY { g = H5Gopen2(loc, name, H5P_DEFAULT); }
+    H5E_END_TRY;
+    if (g < 0) return ns_error_set(NS_ERR_FORMAT, "%s: missing group '%s'", path, name);
+    char where[4200];
+    snprintf(where, sizeof where, "%s:/%s", path, name);
+    ns_status st = dit_tensors_read(g, where, m, values);
+    H5Gclose(g);
+    return st;
+}

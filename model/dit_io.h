@@ -19,4 +19,11 @@ ns_status dit_config_write_attrs(hid_t loc, const char *path, const dit_config *
 ns_status dit_tensors_read(hid_t loc, const char *path, const dit_model *m, float *values);
 ns_status dit_tensors_write(hid_t loc, const char *path, const dit_model *m, const float *values);
 
+// The same as a new group `name` under loc (with the architecture attributes
+// when with_config), and read back from an existing one; a missing group is
+// NS_ERR_FORMAT naming it.
+ns_status dit_group_write(hid_t loc, const char *path, const char *name, const dit_model *m, const float *values,
+                          int with_config);
+ns_status dit_group_read(hid_t loc, const char *path, const char *name, const dit_model *m, float *values);
+
 #endif

@@ -268,30 +268,6 @@ static void config_from_fields(trainer_config *c, const double *v) {
     c->schedule.total_steps = c->steps;
 }
 
-static ns_status write_group(hid_t file, const char *path, const char *name, const dit_model *m,
-                             const float *values, int with_config) {
-    hid_t g;
-    H5E_BEGIN_TRY { g = H5Gcreate2(file, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT); }
-    H5E_END_TRY;
-    if (g < 0) return ns_error_set(NS_ERR_IO, "%s: cannot create group %s", path, name);
-    ns_status st = with_config ? dit_config_write_attrs(g, path, &m->cfg) : NS_OK;
-    if (!st) st = dit_tensors_write(g, path, m, values);
-    H5Gclose(g);
-    return st;
-}
-
-static ns_status read_group(hid_t file, const char *path, const char *name, const dit_model *m, float *values) {
-    hid_t g;
-    H5E_BEGIN_TRY { g = H5Gopen2(file, name, H5P_DEFAULT); }
-    H5E_END_TRY;
-    if (g < 0) return ns_error_set(NS_ERR_FORMAT, "%s: missing group '%s' (not a training checkpoint?)", path, name);
-    char where[4200];
-    snprintf(where, sizeof where, "%s:/%s", path, name);
-    ns_status st = dit_tensors_read(g, where, m, values);
-    H5Gclose(g);
-    return st;
-}
-
 ns_status trainer_checkpoint_save(const trainer *tr, const char *path, double train_seconds) {
     h5u_atomic_file out;
     ns_status st = h5u_atomic_create(&out, path);
@@ -310,10 +286,10 @@ ns_status trainer_checkpoint_save(const trainer *tr, const char *path, double tr
     if (!st) st = h5u_attr_write_int(out.file, p, "curve_partial_count", tr->curve_count);
     if (!st) st = h5u_attr_write_string(out.file, p, "schedule", optim_lr_kind_name(cfg.schedule.kind));
     for (int i = 0; i < nf && !st; i++) st = h5u_attr_write_double(out.file, p, fields[i].name, *fields[i].value);
-    if (!st) st = write_group(out.file, p, "model", &tr->model, tr->model.memory, 1);
-    if (!st) st = write_group(out.file, p, "ema", &tr->ema, tr->ema.memory, 1);
-    if (!st) st = write_group(out.file, p, "adam_m", &tr->model, tr->opt.m, 0);
-    if (!st) st = write_group(out.file, p, "adam_v", &tr->model, tr->opt.v, 0);
+    if (!st) st = dit_group_write(out.file, p, "model", &tr->model, tr->model.memory, 1);
+    if (!st) st = dit_group_write(out.file, p, "ema", &tr->ema, tr->ema.memory, 1);
+    if (!st) st = dit_group_write(out.file, p, "adam_m", &tr->model, tr->opt.m, 0);
+    if (!st) st = dit_group_write(out.file, p, "adam_v", &tr->model, tr->opt.v, 0);
     hsize_t d2[2] = {(hsize_t)tr->n_train, 2}, d3[2] = {(hsize_t)tr->n_test, 3};
     if (!st) st = h5u_write_doubles(out.file, p, "train_loss", 2, d2, tr->train_curve);
     if (!st) st = h5u_write_doubles(out.file, p, "test_loss", 2, d3, tr->test_curve);
@@ -377,10 +353,10 @@ ns_status trainer_resume(trainer *tr, const char *path, const dataset *train, tr
     }
     if (!st) st = trainer_alloc(tr, &cfg, train, comm, threads);
     if (!st) st = dit_model_init(&tr->ema, &cfg.model);
-    if (!st) st = read_group(f, path, "model", &tr->model, tr->model.memory);
-    if (!st) st = read_group(f, path, "ema", &tr->ema, tr->ema.memory);
-    if (!st) st = read_group(f, path, "adam_m", &tr->model, tr->opt.m);
-    if (!st) st = read_group(f, path, "adam_v", &tr->model, tr->opt.v);
+    if (!st) st = dit_group_read(f, path, "model", &tr->model, tr->model.memory);
+    if (!st) st = dit_group_read(f, path, "ema", &tr->ema, tr->ema.memory);
+    if (!st) st = dit_group_read(f, path, "adam_m", &tr->model, tr->opt.m);
+    if (!st) st = dit_group_read(f, path, "adam_v", &tr->model, tr->opt.v);
     if (!st) st = read_curve(f, path, "train_loss", 2, &tr->train_curve, &tr->n_train, &tr->cap_train);
     if (!st) st = read_curve(f, path, "test_loss", 3, &tr->test_curve, &tr->n_test, &tr->cap_test);
     h5u_close_file(f);

@@ -504,28 +504,6 @@ static int ckpt_fields(const classifier_trainer *tr, ckpt_field *f) {
     return n;
 }
 
-static ns_status write_moments(hid_t g, const char *p, const char *name, const dit_model *m, const float *values) {
-    hid_t sub;
-    H5E_BEGIN_TRY { sub = H5Gcreate2(g, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT); }
-    H5E_END_TRY;
-    if (sub < 0) return ns_error_set(NS_ERR_IO, "%s: cannot create group train/%s", p, name);
-    ns_status st = dit_tensors_write(sub, p, m, values);
-    H5Gclose(sub);
-    return st;
-}
-
-static ns_status read_moments(hid_t g, const char *p, const char *name, const dit_model *m, float *values) {
-    hid_t sub;
-    H5E_BEGIN_TRY { sub = H5Gopen2(g, name, H5P_DEFAULT); }
-    H5E_END_TRY;
-    if (sub < 0) return ns_error_set(NS_ERR_FORMAT, "%s: missing group train/%s", p, name);
-    char where[4200];
-    snprintf(where, sizeof where, "%s:/train/%s", p, name);
-    ns_status st = dit_tensors_read(sub, where, m, values);
-    H5Gclose(sub);
-    return st;
-}
-
 static ns_status read_flat(hid_t g, const char *p, const char *name, float *dst, size_t n) {
     hsize_t dims[1];
     float *data = NULL;
@@ -558,8 +536,8 @@ ns_status classifier_checkpoint_save(const classifier_trainer *tr, const char *p
     if (!st) st = h5u_attr_write_string(g, p, "schedule", optim_lr_kind_name(tr->cfg.schedule.kind));
     if (!st) st = h5u_attr_write_double(g, p, "train_seconds", train_seconds);
     for (int i = 0; i < nf && !st; i++) st = h5u_attr_write_double(g, p, f[i].name, f[i].value);
-    if (!st) st = write_moments(g, p, "backbone_m", &c->backbone, tr->opt_backbone.m);
-    if (!st) st = write_moments(g, p, "backbone_v", &c->backbone, tr->opt_backbone.v);
+    if (!st) st = dit_group_write(g, p, "backbone_m", &c->backbone, tr->opt_backbone.m, 0);
+    if (!st) st = dit_group_write(g, p, "backbone_v", &c->backbone, tr->opt_backbone.v, 0);
     hsize_t nh = c->head_params, dc[2] = {(hsize_t)n_curve, 2};
     if (!st) st = h5u_write_floats(g, p, "head_m", 1, &nh, tr->opt_head.m);
     if (!st) st = h5u_write_floats(g, p, "head_v", 1, &nh, tr->opt_head.v);
@@ -611,8 +589,8 @@ ns_status classifier_checkpoint_resume(classifier_trainer *tr, classifier *model
     cfg.schedule.total_steps = cfg.steps;
     if ((st = classifier_trainer_init(tr, model, &cfg, train, threads))) goto fail;
     dit_model hv = head_view(model);
-    st = read_moments(g, path, "backbone_m", &model->backbone, tr->opt_backbone.m);
-    if (!st) st = read_moments(g, path, "backbone_v", &model->backbone, tr->opt_backbone.v);
+    st = dit_group_read(g, path, "backbone_m", &model->backbone, tr->opt_backbone.m);
+    if (!st) st = dit_group_read(g, path, "backbone_v", &model->backbone, tr->opt_backbone.v);
     if (!st) st = read_flat(g, path, "head_m", tr->opt_head.m, hv.num_params);
     if (!st) st = read_flat(g, path, "head_v", tr->opt_head.v, hv.num_params);
     hsize_t dims[2];
