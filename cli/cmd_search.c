@@ -166,7 +166,7 @@ int cmd_search(int argc, char **argv) {
         size_t at = strlen(joined);
         snprintf(joined + at, sizeof joined - at, "%s%s", i ? " " : "", a.overrides[i]);
     }
-    coord_options o = {.cfg = cfg, .config_path = a.config, .config_text = text, .overrides = joined,
+    coord_options o = {.cfg = cfg, .config_text = text, .overrides = joined,
                        .resume = a.resume, .overwrite = a.overwrite, .stop_requested = &stop_requested};
     executor local;
     memset(&local, 0, sizeof local);

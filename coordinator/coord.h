@@ -21,7 +21,6 @@ enum { COORD_EXIT_OK = 0, COORD_EXIT_FAILED = 1, COORD_EXIT_INTERRUPTED = 3 };
 
 typedef struct {
     const search_config *cfg;
-    const char *config_path;
     const char *config_text;   // the YAML file as given
     const char *overrides;     // joined with spaces
     int resume, overwrite;

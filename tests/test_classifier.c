@@ -45,14 +45,8 @@ static void expect(int ok, const char *what) {
     }
 }
 
-static unsigned long long rng_state = 0x9E3779B97F4A7C15ull;
-static double uniform01(void) {
-    unsigned long long z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return (double)(z >> 11) * 0x1.0p-53;
-}
+#define TEST_RNG_SEED 0x9E3779B97F4A7C15ull
+#include "test_rng.h"
 
 static classifier_config tiny_config(void) { return classifier_config_make(8, 2, 3, 4, 16, 2, 2); }
 

@@ -49,15 +49,8 @@
 #define SAMPLES_PER_TENSOR 24
 #define BATCH 3
 
-static unsigned long long rng_state = 0x243F6A8885A308D3ull;
-
-static double uniform01(void) {
-    unsigned long long z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return (double)(z >> 11) * 0x1.0p-53;
-}
+#define TEST_RNG_SEED 0x243F6A8885A308D3ull
+#include "test_rng.h"
 
 static float normal(float stddev) {
     double u1 = uniform01(), u2 = uniform01();

@@ -36,14 +36,8 @@
 
 static const uint32_t ALL_KINDS = (1u << VERIFIER_KINDS) - 1;
 
-static unsigned long long rng_state = 0x2545F4914F6CDD1Dull;
-static double uniform01(void) {
-    unsigned long long z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return (double)(z >> 11) * 0x1.0p-53;
-}
+#define TEST_RNG_SEED 0x2545F4914F6CDD1Dull
+#include "test_rng.h"
 
 // A tiny classifier with every parameter random, saved to path with role.
 static void make_file(const char *path, uint64_t seed, const char *role) {
