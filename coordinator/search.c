@@ -314,19 +314,23 @@ static void paths_branch(search *s, search_emit_fn emit, void *user) {
     const search_config *c = s->cfg;
     int steps = c->paths_nfe_per_step / per_eval(c);
     for (int a = 0; a < s->n_alive; a++) {
-        const search_candidate *p = &s->cand[s->alive[a]];
-        double ta = (double)p->task.t_b - c->paths_delta_f;
+        // By value: emit_candidate grows s->cand, so no pointer into it survives
+        // the loop (the state is its own allocation).
+        int64_t parent = s->alive[a];
+        float parent_t = s->cand[parent].task.t_b;
+        const float *parent_state = s->cand[parent].state;
+        double ta = (double)parent_t - c->paths_delta_f;
         if (ta < 0) ta = 0;
         double tb = ta + c->paths_delta_b;
         for (int m = 0; m < c->paths_width; m++) {
             task t = base_task(s, 0, 0);
             t.start = TASK_FROM_STATE;
-            t.state_t = p->task.t_b;
+            t.state_t = parent_t;
             t.t_a = (float)ta;
             t.t_b = tb >= 1.0 ? 1.0f : (float)tb;
             t.steps = steps > 0 ? steps : 1;
             t.verifiers = search_verifier_kinds(c);
-            emit_candidate(s, s->alive[a], t, p->state, 1, emit, user);
+            emit_candidate(s, parent, t, parent_state, 1, emit, user);
         }
     }
 }

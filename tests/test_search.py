@@ -24,20 +24,14 @@ import time
 import h5py
 import numpy as np
 
+import checks
 import tiny_models
+from checks import check
 
 NS, MPIEXEC, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", BLIS_NUM_THREADS="1",
            OMPI_MCA_rmaps_base_oversubscribe="1")
 MPI = [MPIEXEC, "--bind-to", "none", "--oversubscribe", "--mca", "pml", "ob1", "--mca", "btl", "self,vader"]
-failures = 0
-
-
-def check(cond, msg):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", msg)
 
 
 def run(args, ranks=0, expect=0, **kw):
@@ -308,5 +302,4 @@ if __name__ == "__main__":
     test_kill_resume()
     test_sigterm()
     test_errors()
-    print(f"{'FAILED' if failures else 'PASSED'}: {failures} failed checks ({time.time() - t0:.0f} s)")
-    sys.exit(1 if failures else 0)
+    checks.finish(time.time() - t0)

@@ -25,7 +25,9 @@ import time
 import h5py
 import numpy as np
 
+import checks
 import tiny_models
+from checks import check
 
 NS, SRC, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), os.path.abspath(sys.argv[3])
 SEARCH = os.path.join(SRC, "slurm", "search.sbatch")
@@ -35,21 +37,12 @@ ENV = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") or k ==
 ENV.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", BLIS_NUM_THREADS="1", NS=NS,
            OMPI_MCA_rmaps_base_oversubscribe="1", SEARCH_SCRIPT=SEARCH)
 COMPARED = ["searches/chosen", "searches/sample", "candidates/score"]
-failures = 0
 T0 = time.time()
-
-
-def check(cond, msg):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", msg, flush=True)
-    return cond
 
 
 def note(msg, since=None):
     """A step's result line; 'FAILED' when checks failed since failure count `since`."""
-    bad = since is not None and failures > since
+    bad = since is not None and checks.failures > since
     print(f"[{time.time() - T0:5.1f} s] {'FAILED: ' if bad else ''}{msg}", flush=True)
 
 
@@ -134,35 +127,6 @@ def same(ref, path, what):
         check(np.array_equal(ref[k], cols[k], equal_nan=True), f"{what}: {k} differs from the uninterrupted run")
 
 
-CONFIG = """run:
-  seed: 7
-  classes: all
-  samples_per_class: {per_class}
-  batch: 4
-  threads: 1
-  flush_every: 0.2
-  progress_every: 0.2
-model:
-  weights: den.h5
-sampler:
-  kind: heun
-  search_nfe: 10
-  final_nfe: 20
-verifier:
-  name: class_logit
-  classifier: verifier.h5
-  evaluator: evaluator.h5
-  reference: reference.h5
-search:
-  algorithm: random
-  random:
-    candidates: 8
-  zero_order:
-    neighbours: 2
-    iterations: 2
-log:
-  png: false
-"""
 LONG_TOTAL = 200  # 10 classes x 20: about 10 s on 2 loaded cores
 
 
@@ -172,7 +136,7 @@ def write(name, text):
 
 
 def test_complete():
-    f0 = failures
+    f0 = checks.failures
     jid = sbatch(SEARCH, "A.out", dict(CONFIG="long.yaml", OUT="A.h5"))
     j = wait_done(jid, "A.out")[0]
     ended(j, "COMPLETED", "0:0", "uninterrupted run")
@@ -188,7 +152,7 @@ def test_complete():
 
 
 def test_requeue(ref):
-    f0 = failures
+    f0 = checks.failures
     jid = sbatch(SEARCH, "B.out", dict(CONFIG="long.yaml", OUT="B.h5"))
     wait_progress(jid, "B.out", LONG_TOTAL)
     cmd(["scontrol", "requeue", jid])
@@ -203,7 +167,7 @@ def test_requeue(ref):
 
 
 def test_usr1(ref):
-    f0 = failures
+    f0 = checks.failures
     # The warning alone: a clean flush, exit 3, nothing requeued.
     jid = sbatch(SEARCH, "C.out", dict(CONFIG="long.yaml", OUT="C.h5", REQUEUE_ON_WARNING="0"))
     wait_progress(jid, "C.out", LONG_TOTAL)
@@ -231,7 +195,7 @@ def test_usr1(ref):
 
 
 def test_sweep():
-    f0 = failures
+    f0 = checks.failures
     grid = dict(TEMPLATE="tiny.yaml", SWEEP_DIR="sweep", ALGORITHMS="random zero_order", VERIFIERS="ensemble",
                 BUDGETS="2", BASELINE_NFES="10 20", EVALUATOR="evaluator.h5", REFERENCE="reference.h5")
     sweep = os.path.join(SRC, "slurm", "sweep.sbatch")
@@ -277,12 +241,11 @@ if __name__ == "__main__":
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)
     tiny_models.make_models(NS, WORK, ENV)
-    write("long.yaml", CONFIG.format(per_class=LONG_TOTAL // 10))
-    write("tiny.yaml", CONFIG.format(per_class=4).replace("classes: all", "classes: [1, 4, 9]"))
+    write("long.yaml", tiny_models.CONFIG.format(per_class=LONG_TOTAL // 10))
+    write("tiny.yaml", tiny_models.CONFIG.format(per_class=4).replace("classes: all", "classes: [1, 4, 9]"))
     note("tiny models")
     ref = test_complete()
     test_requeue(ref)
     test_usr1(ref)
     test_sweep()
-    print(f"{'FAILED' if failures else 'PASSED'}: {failures} failed checks ({time.time() - T0:.0f} s)")
-    sys.exit(1 if failures else 0)
+    checks.finish(time.time() - T0)

@@ -2,8 +2,39 @@
 (a few steps, so near-random weights): a 1-block denoiser (den.h5), a
 verifier classifier (verifier.h5), an evaluator (evaluator.h5) and the
 evaluator's test-set reference (reference.h5), all in the working directory.
-Shared by test_search.py and test_slurm.py."""
+Shared by test_search.py, test_slurm.py and test_study.py."""
 import subprocess
+
+# A search config over those models (format with per_class).
+CONFIG = """run:
+  seed: 7
+  classes: all
+  samples_per_class: {per_class}
+  batch: 4
+  threads: 1
+  flush_every: 0.2
+  progress_every: 0.2
+model:
+  weights: den.h5
+sampler:
+  kind: heun
+  search_nfe: 10
+  final_nfe: 20
+verifier:
+  name: class_logit
+  classifier: verifier.h5
+  evaluator: evaluator.h5
+  reference: reference.h5
+search:
+  algorithm: random
+  random:
+    candidates: 8
+  zero_order:
+    neighbours: 2
+    iterations: 2
+log:
+  png: false
+"""
 
 
 def make_models(ns, work, env):
