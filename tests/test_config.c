@@ -481,7 +481,7 @@ static void test_cross(void) {
 }
 
 static void test_shipped(const char *src) {
-    static const char *const names[] = {"default", "random", "zero_order", "paths", "ensemble", "oracle_fid"};
+    static const char *const names[] = {"default", "random", "zero_order", "paths", "ensemble", "oracle_fid", "baseline"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/configs/%s.yaml", src, names[i]);
@@ -494,6 +494,10 @@ static void test_shipped(const char *src) {
                        c.terms[0].kind == VERIFIER_CLASS_LOGIT && c.num_classes == 10 && c.samples_per_class == 2 &&
                        c.search_nfe == 20 && c.final_nfe == 50 && !strcmp(c.out, "runs/default.h5"),
                    "default.yaml is the small run");
+        } else if (!strcmp(names[i], "baseline")) {
+            EXPECT(c.algorithm == SEARCH_NONE && c.sampler == SAMPLER_HEUN && c.cfg_scale == 1.0 &&
+                       c.num_classes == 10 && c.samples_per_class == 1000 && c.seed == 0,
+                   "baseline.yaml: no search, 10 x 1000 samples, Heun, guidance 1");
         } else {
             EXPECT(c.sampler == SAMPLER_HEUN && c.search_nfe == 50 && c.final_nfe == 250 && c.cfg_scale == 1.0,
                    "%s: paper-style sampler", path);
