@@ -236,7 +236,7 @@ static int run_training(train_options *o, MPI_Comm comm, int rank, int size) {
         log_sum += info.loss, log_steps++;
         double now = ns_now();
         if (!rank && (now - t_last_log >= o->log_seconds || tr.step == c->steps)) {
-            double rate = (double)(tr.step - step0) / (now - t_start);
+            double rate = (double)log_steps / (now - t_last_log);  // since the last line: the speed now
             fprintf(stderr, "step %ld/%ld  loss %.4f  lr %.2e  grad-norm %.3f  %.0f img/s  ETA %.0f min\n", tr.step,
                     c->steps, log_sum / log_steps, (double)info.lr, info.grad_norm, rate * c->global_batch,
                     (double)(c->steps - tr.step) / rate / 60.0);

@@ -211,7 +211,7 @@ static int run(tc_options *o) {
         log_loss += info.loss, log_acc += info.accuracy, log_steps++;
         double now = ns_now();
         if (now - t_last_log >= o->log_seconds || tr.step == c->steps) {
-            double rate = (double)(tr.step - step0) / (now - t_start);
+            double rate = (double)log_steps / (now - t_last_log);  // since the last line: the speed now
             fprintf(stderr, "step %ld/%ld  loss %.4f  batch accuracy %.3f  lr %.2e  %.0f img/s  ETA %.1f min\n",
                     tr.step, c->steps, log_loss / log_steps, log_acc / log_steps, (double)info.lr,
                     rate * c->batch, (double)(c->steps - tr.step) / rate / 60.0);
