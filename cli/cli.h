@@ -28,4 +28,9 @@ int cli_parse_classes(const char *spec, int num_classes, int *out);
 int cli_parse_int(const char *option, const char *text, long lo, long hi, int *out);
 int cli_parse_float(const char *option, const char *text, double lo, double hi, float *out);
 
+// MPI_Init_thread (FUNNELED: BLIS/OpenMP threads never call MPI), this
+// process's rank and the world size, and an abort hook so that a fatal
+// error on one rank ends them all (cli/mpi_start.c).
+void cli_mpi_start(int *rank, int *size);
+
 #endif

@@ -18,7 +18,6 @@
 
 static volatile sig_atomic_t stop_requested;
 static void on_stop_signal(int sig) { stop_requested = sig; }
-static void mpi_abort_hook(void) { MPI_Abort(MPI_COMM_WORLD, 1); }
 
 static void search_usage(FILE *out) {
     fprintf(out,
@@ -131,12 +130,9 @@ static int validate(const search_args *a, search_config *cfg, char **text) {
 }
 
 int cmd_search(int argc, char **argv) {
-    int provided, rank, size;
-    MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    int rank, size;
+    cli_mpi_start(&rank, &size);
     MPI_Comm comm = MPI_COMM_WORLD;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-    ns_set_abort_hook(mpi_abort_hook);
     signal(SIGTERM, on_stop_signal);
     signal(SIGUSR1, on_stop_signal);
     signal(SIGINT, on_stop_signal);

@@ -30,8 +30,6 @@ typedef struct {
 static volatile sig_atomic_t stop_requested;
 static void on_stop_signal(int sig) { stop_requested = sig; }
 
-static void mpi_abort_hook(void) { MPI_Abort(MPI_COMM_WORLD, 1); }
-
 static void allreduce_floats(void *ctx, float *buf, size_t n) {
     MPI_Comm comm = *(MPI_Comm *)ctx;
     for (size_t done = 0; done < n;) {  // MPI counts are int
@@ -283,12 +281,9 @@ static int run_training(train_options *o, MPI_Comm comm, int rank, int size) {
 }
 
 int cmd_train(int argc, char **argv) {
-    int provided, rank, size;
-    MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    int rank, size;
+    cli_mpi_start(&rank, &size);
     MPI_Comm comm = MPI_COMM_WORLD;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-    ns_set_abort_hook(mpi_abort_hook);
     train_options o;
     if (rank) opterr = 0;  // one copy of each message
     int code = parse_options(argc, argv, &o) ? CLI_EXIT_USAGE : CLI_EXIT_OK;
