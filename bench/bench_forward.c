@@ -3,7 +3,8 @@
 // machine's FMA peak measured here with an AVX-512 (or AVX2) FMA loop.
 // Prints a Markdown table (docs/performance.md). Not a test: it measures.
 //
-// usage: bench_forward [--seconds S] [--no-torch] [--quick] [--python PATH] [--repo DIR]
+// usage: bench_forward [--seconds S] [--no-torch] [--quick] [--only TEXT] [--python PATH] [--repo DIR]
+//   --only TEXT: run only the models whose name contains TEXT ("shipped", "XL/2", ...)
 #include <immintrin.h>
 #include <omp.h>
 #include <stdio.h>
@@ -97,6 +98,27 @@ static double c_images_per_s(const dit_model *m, int B, double seconds, size_t *
     return (double)B * iters / el;
 }
 
+// The ceiling BLIS itself sets: GFLOP/s of the model's MLP products alone
+// (fc1: M = B*T, N = 4D, K = D; then fc2: K = 4D), the bulk of its FLOPs,
+// best of 5 after a warm-up, through the same gemm_nt as the forward.
+static double blis_mlp_gflops(const dit_config *c, int B) {
+    int M = B * dit_tokens(c), D = c->hidden_size, F = dit_mlp_hidden(c);
+    float *a = ns_malloc(sizeof(float) * (size_t)M * F, "a"), *w = ns_malloc(sizeof(float) * (size_t)F * D, "w");
+    float *out = ns_malloc(sizeof(float) * (size_t)M * F, "out");
+    for (size_t i = 0; i < (size_t)M * F; i++) a[i] = (float)(i % 7) * 0.1f;
+    for (size_t i = 0; i < (size_t)F * D; i++) w[i] = (float)(i % 5) * 0.01f;
+    double best = 1e30;
+    for (int rep = 0; rep < 6; rep++) {
+        double t0 = ns_now();
+        gemm_nt(out, F, a, D, w, M, F, D, 0.0f, 0);  // fc1
+        gemm_nt(a, D, out, F, w, M, D, F, 0.0f, 0);  // fc2
+        double dt = ns_now() - t0;
+        if (rep > 0 && dt < best) best = dt;
+    }
+    free(a), free(w), free(out);
+    return 2.0 * 2.0 * M * (double)F * D / best / 1e9;
+}
+
 // Run the PyTorch benchmark with 1 and 2 threads (or all); keep the best.
 static double torch_images_per_s(const bench_options *o, const bench_model *bm, int B, int *best_threads,
                                  double *rss_mib) {
@@ -136,14 +158,16 @@ static double torch_images_per_s(const bench_options *o, const bench_model *bm, 
 int main(int argc, char **argv) {
     bench_options o = {.seconds = 3.0, .torch = 1, .python = "/usr/bin/python3", .repo = NS_SOURCE_DIR};
     int quick = 0;
+    const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seconds") && i + 1 < argc) o.seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "--no-torch")) o.torch = 0;
         else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--python") && i + 1 < argc) o.python = argv[++i];
         else if (!strcmp(argv[i], "--repo") && i + 1 < argc) o.repo = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--seconds S] [--no-torch] [--quick] [--python PATH] [--repo DIR]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--seconds S] [--no-torch] [--quick] [--only TEXT] [--python PATH] [--repo DIR]\n", argv[0]);
             return 2;
         }
     }
@@ -158,12 +182,14 @@ int main(int argc, char **argv) {
 
     bench_model models[] = {
         {"FMNIST 28x28x1 p4 d6 w256 h4", {28, 1, 4, 6, 256, 4, 10, 0, 4.0f}, {1, 16, 64, 256}, 4},
+        {"shipped 28x28x1 p2 d6 w128 h4", {28, 1, 2, 6, 128, 4, 10, 0, 4.0f}, {1, 16, 64, 256}, 4},
         {"XL/2 32x32x4 p2 d28 w1152 h16", {32, 4, 2, 28, 1152, 16, 1000, 1, 4.0f}, {1, 8}, 2},
     };
     printf("\n| model | batch | C img/s | C GFLOP/s | %% of FMA peak | PyTorch img/s (threads) | C / PyTorch | "
            "C memory MiB | PyTorch peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|\n");
     for (size_t k = 0; k < sizeof models / sizeof models[0]; k++) {
         bench_model *bm = &models[k];
+        if (only && !strstr(bm->name, only)) continue;
         dit_model m;
         NS_CHECK(dit_model_init(&m, &bm->cfg) == NS_OK);
         dit_model_randomize(&m, 1, 0.02f);
@@ -188,10 +214,22 @@ int main(int argc, char **argv) {
         }
         dit_model_free(&m);
     }
+    printf("\n# BLIS alone on each model's MLP products (fc1 + fc2) at its largest batch up to 64:\n");
+    for (size_t k = 0; k < sizeof models / sizeof models[0]; k++) {
+        bench_model *bm = &models[k];
+        if (only && !strstr(bm->name, only)) continue;
+        int B = 0;
+        for (int i = 0; i < bm->nbatch; i++)
+            if (bm->batches[i] <= 64) B = bm->batches[i];
+        double gf = blis_mlp_gflops(&bm->cfg, B);
+        printf("#   %s, batch %d: %.0f GFLOP/s = %.0f%% of the FMA peak\n", bm->name, B, gf, 100 * gf / peak);
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("\n# forward FLOPs per image (2 per multiply-add): FMNIST %.3g, XL/2 %.3g\n",
-           dit_forward_flops(&models[0].cfg), dit_forward_flops(&models[1].cfg));
+    printf("\n# forward FLOPs per image (2 per multiply-add):");
+    for (size_t k = 0; k < sizeof models / sizeof models[0]; k++)
+        printf("%s %s %.3g", k ? "," : "", models[k].name, dit_forward_flops(&models[k].cfg));
+    printf("\n");
     printf("# C process peak RSS: %.0f MiB (largest model + workspace); memory column = parameters + workspace\n",
            ru.ru_maxrss / 1024.0);
     return 0;

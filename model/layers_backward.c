@@ -47,7 +47,7 @@ NS_CLONES void layer_bias_gelu_backward_row(float *dx, const float *dout, const 
     for (int i = 0; i < n; i++) {
         float v = x[i] + bias[i];
         float u = k0 * (v + k1 * v * v * v);
-        float s = 1.0f / (1.0f + exp_inline(-2.0f * u));
+        float s = sigmoid_inline(2.0f * u);
         float du = 2.0f * k0 * (1.0f + 3.0f * k1 * v * v);
         dx[i] = dout[i] * (s + v * s * (1.0f - s) * du);
     }
@@ -57,7 +57,7 @@ NS_CLONES void layer_bias_gelu_backward_row(float *dx, const float *dout, const 
 NS_CLONES void layer_bias_silu_backward_row(float *dx, const float *dout, const float *x, const float *bias, int n) {
     for (int i = 0; i < n; i++) {
         float v = x[i] + bias[i];
-        float s = 1.0f / (1.0f + exp_inline(-v));
+        float s = sigmoid_inline(v);
         dx[i] = dout[i] * (s * (1.0f + v * (1.0f - s)));
     }
 }
@@ -65,7 +65,7 @@ NS_CLONES void layer_bias_silu_backward_row(float *dx, const float *dout, const 
 NS_CLONES void layer_silu_backward_row(float *dx, const float *dout, const float *x, int n) {
     for (int i = 0; i < n; i++) {
         float v = x[i];
-        float s = 1.0f / (1.0f + exp_inline(-v));
+        float s = sigmoid_inline(v);
         dx[i] = dout[i] * (s * (1.0f + v * (1.0f - s)));
     }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """tools/study.sh, the scaling study without Slurm, end to end on tiny models:
-  - a 4-task grid (two searches, two no-search baselines) runs task by task,
+  - a 4-task grid (two searches with their own budget lists, two no-search
+    baselines) runs task by task,
     every log complete with its /evaluation, then the curves' table and plots;
   - a study stopped by TERM in the middle exits 3 with its running log
     flushed; run again, it ends with every log bitwise identical to the
@@ -26,8 +27,9 @@ STUDY = os.path.join(SRC, "tools", "study.sh")
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
 ENV.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1",
            BLIS_NUM_THREADS="1", NS=NS, TEMPLATE="study.yaml", ALGORITHMS="random paths", VERIFIERS="class_logit",
-           BUDGETS="2", BASELINE_NFES="10 20", EVALUATOR="evaluator.h5", REFERENCE="reference.h5")
-LOGS = ["none-nfe10.h5", "none-nfe20.h5", "paths-class_logit-2.h5", "random-class_logit-2.h5"]
+           BUDGETS="2", BUDGETS_PATHS="1", BASELINE_NFES="10 20", EVALUATOR="evaluator.h5",
+           REFERENCE="reference.h5")
+LOGS = ["none-nfe10.h5", "none-nfe20.h5", "paths-class_logit-1.h5", "random-class_logit-2.h5"]
 COMPARED = ["searches/chosen", "searches/sample", "candidates/score"]
 
 
@@ -67,7 +69,7 @@ def test_complete():
 
 def test_stop_and_continue():
     p = study("B", start_new_session=True)
-    second = os.path.join(WORK, "B", "paths-class_logit-2.h5")  # the second task (searches first)
+    second = os.path.join(WORK, "B", "paths-class_logit-1.h5")  # the second task (searches first)
     deadline = time.time() + 120
     while not os.path.exists(second) and p.poll() is None and time.time() < deadline:
         time.sleep(0.05)
