@@ -481,7 +481,7 @@ static void test_cross(void) {
 }
 
 static void test_shipped(const char *src) {
-    static const char *const names[] = {"default", "random", "zero_order", "paths", "ensemble", "oracle_fid", "baseline"};
+    static const char *const names[] = {"default", "random", "zero_order", "paths", "ensemble", "oracle_fid", "baseline", "study"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/configs/%s.yaml", src, names[i]);
@@ -498,6 +498,10 @@ static void test_shipped(const char *src) {
             EXPECT(c.algorithm == SEARCH_NONE && c.sampler == SAMPLER_HEUN && c.cfg_scale == 1.0 &&
                        c.num_classes == 10 && c.samples_per_class == 1000 && c.seed == 0,
                    "baseline.yaml: no search, 10 x 1000 samples, Heun, guidance 1");
+        } else if (!strcmp(names[i], "study")) {
+            EXPECT(c.sampler == SAMPLER_HEUN && c.search_nfe == 8 && c.final_nfe == 8 && c.cfg_scale == 1.0 &&
+                       c.num_classes == 10 && c.samples_per_class == 50 && c.paths_nfe_per_step == 2,
+                   "study.yaml: 500 samples, Heun 8 NFEs for candidates and final samples");
         } else {
             EXPECT(c.sampler == SAMPLER_HEUN && c.search_nfe == 50 && c.final_nfe == 250 && c.cfg_scale == 1.0,
                    "%s: paper-style sampler", path);
