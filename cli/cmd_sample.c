@@ -38,7 +38,7 @@ static void sample_usage(FILE *out) {
             "  --cfg S             classifier-free guidance scale (1 = off)           [1.0]\n"
             "  --cfg-channels K    guide only the first K channels (0 = all)          [0]\n"
             "  --seed K            noise seed                                         [0]\n"
-            "  --batch B           samples per forward pass                          [64]\n"
+            "  --batch B           samples per forward pass (16-24 run fastest)      [16]\n"
             "  --threads T         BLIS/OpenMP threads (0: BLIS_NUM_THREADS or all CPUs) [0]\n"
             "  --out PATH          PNG grid, one row per class                        [none]\n"
             "  --h5 PATH           HDF5 file with samples, labels and settings       [none]\n"
@@ -47,7 +47,7 @@ static void sample_usage(FILE *out) {
 }
 
 static int parse_options(int argc, char **argv, sample_options *o) {
-    *o = (sample_options){.classes = "all", .per_class = 10, .nfe = 250, .batch = 64, .zoom = 2,
+    *o = (sample_options){.classes = "all", .per_class = 10, .nfe = 250, .batch = 16, .zoom = 2,
                           .cfg_scale = 1.0f, .kind = SAMPLER_HEUN};
     enum { O_MODEL = 256, O_CLASSES, O_PER_CLASS, O_SAMPLER, O_NFE, O_STEPS, O_CFG, O_CFG_CH, O_SEED, O_BATCH,
            O_THREADS, O_OUT, O_H5, O_ZOOM, O_OVERWRITE, O_HELP };
