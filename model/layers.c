@@ -51,6 +51,9 @@ NS_CLONES void layer_bias_silu_row(float *out, const float *x, const float *bias
     }
 }
 
+// Three passes: the max, then exp and its sum together, then the scaling.
+// The sum adds in sum_inline's lane order, so the result is bitwise that of
+// exp, sum_inline and scale as separate passes.
 NS_CLONES void layer_softmax_row(float *x, float scale, int n) {
     float mx[LANES];
     for (int l = 0; l < LANES; l++) mx[l] = -INFINITY;
@@ -60,8 +63,20 @@ NS_CLONES void layer_softmax_row(float *x, float scale, int n) {
     for (int l = 0; i < n; i++, l++) mx[l] = x[i] > mx[l] ? x[i] : mx[l];
     float m = mx[0];
     for (int l = 1; l < LANES; l++) m = mx[l] > m ? mx[l] : m;
-    for (int j = 0; j < n; j++) x[j] = exp_inline((x[j] - m) * scale);
-    float inv = 1.0f / sum_inline(x, n);
+    float acc[LANES] = {0};
+    i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            float e = exp_inline((x[i + l] - m) * scale);
+            x[i + l] = e;
+            acc[l] += e;
+        }
+    for (int l = 0; i < n; i++, l++) {
+        float e = exp_inline((x[i] - m) * scale);
+        x[i] = e;
+        acc[l] += e;
+    }
+    float inv = 1.0f / reduce_lanes_sum(acc);
     for (int j = 0; j < n; j++) x[j] *= inv;
 }
 
