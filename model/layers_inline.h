@@ -58,9 +58,7 @@ static inline __attribute__((always_inline, unused)) v16 v16_load(const float *p
 // exponent bits. Rounding k uses the 1.5*2^23 trick (exact without -ffast-math).
 // Explicit fmaf: one rounding per step, the same bits in every clone (the
 // baseline clone calls libm's exact fmaf), and half the instructions.
-static inline __attribute__((always_inline, unused)) float exp_inline(float x) {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.37f ? 88.37f : x;
+static inline __attribute__((always_inline, unused)) float exp_core_inline(float x) {  // x in [-87.3, 88.37]
     float kf = fmaf(x, 1.44269504088896341f, 12582912.0f) - 12582912.0f;
     float r = fmaf(kf, -0.693145751953125f, x);
     r = fmaf(kf, -1.42860682030941723212e-6f, r);
@@ -75,6 +73,19 @@ static inline __attribute__((always_inline, unused)) float exp_inline(float x) {
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
+}
+
+// x limited to [lo, hi], NaN to lo: two compares and blends (the NaN-
+// preserving form compiles to a chain of mask operations twice as long).
+static inline __attribute__((always_inline, unused)) float clamp_inline(float x, float lo, float hi) {
+    x = x > lo ? x : lo;
+    return x < hi ? x : hi;
+}
+
+// A NaN argument gives NaN (a diverged model must show it, not ~0).
+static inline __attribute__((always_inline, unused)) float exp_inline(float x) {
+    float e = exp_core_inline(clamp_inline(x, -87.3f, 88.37f));
+    return x == x ? e : x;
 }
 
 // 1 / d for d in [1, 2^126] without a divide (a vector divide costs several
@@ -93,8 +104,8 @@ static inline __attribute__((always_inline, unused)) float recip_inline(float d)
 // sigmoid(x) = 1 / (1 + exp(-x)); exp's argument is capped at 80 so that
 // 1 + exp stays inside recip_inline's range (sigmoid(-80) ~ 1.8e-35).
 static inline __attribute__((always_inline, unused)) float sigmoid_inline(float x) {
-    float a = -x > 80.0f ? 80.0f : -x;
-    return recip_inline(1.0f + exp_inline(a));
+    float s = recip_inline(1.0f + exp_core_inline(clamp_inline(-x, -87.3f, 80.0f)));
+    return x == x ? s : x;
 }
 
 // LayerNorm without affine, then adaLN modulation; mean and rstd returned.

@@ -143,6 +143,49 @@ static void to_double(double *d, const float *f, int n) {
     for (int i = 0; i < n; i++) d[i] = f[i];
 }
 
+// The forward row kernels against double precision on a grid that spans
+// their clamps (exp: [-87.3, 88.37]; sigmoid: exp argument <= 80), and NaN
+// propagation: a NaN in must give NaN out, never a plausible number.
+static int check_forward_kernels(void) {
+    int fails = 0;
+    double worst_exp = 0, worst_gelu = 0, worst_silu = 0;
+    for (int i = -4000; i <= 4000; i++) {
+        float x = (float)i * 0.02f;  // [-80, 80]
+        // gelu as v sigmoid(2u): 1 + tanh(u) cancels to 0 in double below x ~ -7.5
+        double u = sqrt(2.0 / M_PI) * (x + 0.044715 * x * (double)x * x);
+        double e = exp((double)x), g = x / (1.0 + exp(-2.0 * u)), sl = silu_ref((double)x);
+        float zero = 0.0f, out;
+        worst_exp = fmax(worst_exp, fabs(layer_exp(x) - e) / e);
+        layer_bias_gelu_row(&out, &x, &zero, 1);
+        // relative above 1e-20; below, the sigmoid's cap (exp <= e^80) leaves
+        // |out| < 2e-33 where the exact value is smaller still
+        worst_gelu = fmax(worst_gelu, fabs(out - g) / fmax(fabs(g), 1e-20));
+        layer_bias_silu_row(&out, &x, &zero, 1);
+        worst_silu = fmax(worst_silu, fabs(out - sl) / fmax(fabs(sl), 1e-20));
+    }
+    fails += report("layer_exp on [-80, 80]", worst_exp, 1e-6);
+    // exp(-2u) turns the float rounding of u (6e-8 relative) into |2u| times
+    // that: up to ~5e-6 where the result is still above 1e-20
+    fails += report("layer_bias_gelu_row on [-80, 80]", worst_gelu, 1e-5);
+    fails += report("layer_bias_silu_row on [-80, 80]", worst_silu, 1e-6);
+    float big = layer_exp(1000.0f), tiny = layer_exp(-1000.0f);
+    int clamps = isfinite(big) && big > 1e38f && tiny >= 0.0f && tiny < 1e-37f;
+    printf("  %-44s %s\n", "layer_exp(+-1000) finite, clamped", clamps ? "ok" : "FAIL");
+    fails += !clamps;
+
+    float nan = NAN, zero = 0.0f, g, row[21];
+    layer_bias_gelu_row(&g, &nan, &zero, 1);
+    for (int j = 0; j < 21; j++) row[j] = (float)j;
+    row[17] = NAN;
+    layer_softmax_row(row, 1.0f, 21);
+    int all_nan = 1;
+    for (int j = 0; j < 21; j++) all_nan &= isnan(row[j]);
+    int nan_ok = isnan(layer_exp(nan)) && isnan(g) && all_nan;
+    printf("  %-44s %s\n", "NaN in exp, GELU, softmax gives NaN", nan_ok ? "ok" : "FAIL");
+    fails += !nan_ok;
+    return fails;
+}
+
 static int check_kernels(void) {
     int fails = 0;
     float x[256], shift[256], scale[256], w[256], out[256], ref[256], dx[KN], dsh[KN], dsc[KN], bias[KN];
@@ -494,7 +537,8 @@ int main(void) {
         return 1;
     }
     printf("%s\n", gemm_describe());
-    int fails = check_kernels();
+    int fails = check_forward_kernels();
+    fails += check_kernels();
     fails += check_model(0);
     fails += check_model(1);
     fails += check_flow_loss();
