@@ -44,9 +44,10 @@
 // A row and its columns
 
 typedef struct {
-    char file[4096], algorithm[64], verifier[512];
+    char file[4096], algorithm[64], verifier[512], model[4096], model_sha256[SHA256_HEX_SIZE];
     int oracle, searches;
     double search_nfe, final_nfe, total_nfe, verifier_nfe, verifier_seconds, wall_seconds;  // per sample
+    double denoiser_gflops, total_gflops;  // per NFE; per sample, denoiser and verifiers (NaN: log predates it)
     double fid, kid_mean, kid_std, is_mean, is_std, precision, recall, accuracy;            // from /evaluation
     char evaluator_sha256[SHA256_HEX_SIZE], reference_sha256[SHA256_HEX_SIZE];
     char stale[256];  // why /evaluation cannot be used ("" when it can)
@@ -76,6 +77,11 @@ static const struct {
     COL(verifier_seconds, COL_REAL, "s", "seconds in verifiers per sample (mean of /searches/verifier_seconds)"),
     COL(wall_seconds, COL_REAL, "s",
         "wall-clock seconds per sample, first task to final sample (mean of /searches/wall_seconds)"),
+    COL(model, COL_TEXT, "", "the denoiser weights (root attribute model_path)"),
+    COL(denoiser_gflops, COL_REAL, "GFLOP",
+        "one denoiser forward of one sample, i.e. one NFE (root attribute denoiser_flops / 1e9)"),
+    COL(total_gflops, COL_REAL, "GFLOP",
+        "compute per sample: (total_nfe + verifier_nfe) x denoiser_gflops; the x axis of --x flops"),
     COL(fid, COL_REAL, "1", "FID (/evaluation fid)"),
     COL(kid_mean, COL_REAL, "1", "KID, mean over subsets (/evaluation kid_mean)"),
     COL(kid_std, COL_REAL, "1", "KID, standard deviation over subsets (/evaluation kid_std)"),
@@ -111,7 +117,7 @@ static const struct {
 typedef struct {
     const char *out, *evaluator, *reference, *gnuplot;
     const char **files;
-    int n_files, batch, threads, no_plots;
+    int n_files, batch, threads, no_plots, x_flops;
 } curves_options;
 
 static void curves_usage(FILE *out) {
@@ -126,17 +132,20 @@ static void curves_usage(FILE *out) {
             "                        log is an error\n"
             "  --batch B           evaluation: images per forward pass                        [256]\n"
             "  --threads T         evaluation: BLIS/OpenMP threads (0: BLIS_NUM_THREADS or all CPUs) [0]\n"
+            "  --x nfe|flops       the plots' x axis: total NFEs, or total GFLOPs (denoiser and verifiers;\n"
+            "                        compares denoisers of different sizes)                    [nfe]\n"
             "  --gnuplot PROGRAM   gnuplot to run                                             [gnuplot]\n"
             "  --no-plots          write the table only\n");
 }
 
 static int curves_parse(int argc, char **argv, curves_options *o) {
     *o = (curves_options){.batch = 256, .gnuplot = "gnuplot"};
-    enum { O_OUT = 256, O_EVAL, O_REF, O_BATCH, O_THREADS, O_GNUPLOT, O_NO_PLOTS, O_HELP };
+    enum { O_OUT = 256, O_EVAL, O_REF, O_BATCH, O_THREADS, O_GNUPLOT, O_NO_PLOTS, O_X, O_HELP };
     static const struct option longopts[] = {
         {"out", 1, 0, O_OUT},         {"evaluator", 1, 0, O_EVAL},   {"reference", 1, 0, O_REF},
         {"batch", 1, 0, O_BATCH},     {"threads", 1, 0, O_THREADS},  {"gnuplot", 1, 0, O_GNUPLOT},
-        {"no-plots", 0, 0, O_NO_PLOTS}, {"help", 0, 0, O_HELP},      {0, 0, 0, 0}};
+        {"no-plots", 0, 0, O_NO_PLOTS}, {"x", 1, 0, O_X},            {"help", 0, 0, O_HELP},
+        {0, 0, 0, 0}};
     int opt, bad = 0;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
@@ -147,6 +156,10 @@ static int curves_parse(int argc, char **argv, curves_options *o) {
         case O_THREADS: bad |= cli_parse_int("--threads", optarg, 0, 1024, &o->threads); break;
         case O_GNUPLOT: o->gnuplot = optarg; break;
         case O_NO_PLOTS: o->no_plots = 1; break;
+        case O_X:
+            if (!strcmp(optarg, "nfe") || !strcmp(optarg, "flops")) o->x_flops = !strcmp(optarg, "flops");
+            else fprintf(stderr, "noisesearch curves: --x '%s': expected nfe or flops\n", optarg), bad = -1;
+            break;
         case O_HELP: curves_usage(stdout); exit(0);
         default: bad = -1;
         }
@@ -275,6 +288,13 @@ static ns_status row_read(curves_row *r, const char *path) {
     if (!st) st = h5u_attr_read_string(f, path, "algorithm", r->algorithm, sizeof r->algorithm);
     if (!st) st = h5u_attr_read_string(f, path, "verifier", r->verifier, sizeof r->verifier);
     if (!st) st = h5u_attr_read_int(f, path, "oracle", &r->oracle);
+    if (!st) st = h5u_attr_read_string(f, path, "model_path", r->model, sizeof r->model);
+    if (!st) st = h5u_attr_read_string(f, path, "model_sha256", r->model_sha256, sizeof r->model_sha256);
+    r->denoiser_gflops = NAN;  // logs written before the attribute existed
+    if (!st && has_attr(f, "denoiser_flops")) {
+        st = h5u_attr_read_double(f, path, "denoiser_flops", &r->denoiser_gflops);
+        r->denoiser_gflops /= 1e9;
+    }
     // A search is in the log exactly when its /searches/search row holds its
     // id: the complete searches are the rows before the first fill value -1.
     hsize_t dims[1] = {0};
@@ -290,6 +310,7 @@ static ns_status row_read(curves_row *r, const char *path) {
     if (!st) st = searches_mean(&r->verifier_seconds, f, path, "verifier_seconds", r->searches);
     if (!st) st = searches_mean(&r->wall_seconds, f, path, "wall_seconds", r->searches);
     r->total_nfe = r->search_nfe + r->final_nfe;
+    r->total_gflops = (r->total_nfe + r->verifier_nfe) * r->denoiser_gflops;
     if (!st) st = evaluation_read(r, f);
     h5u_close_file(f);
     return st;
@@ -339,9 +360,12 @@ static int evaluate_stale(curves_row *rows, int n, const curves_options *o) {
     return code;
 }
 
-static ns_status check_rows(const curves_row *rows, int n) {
+static ns_status check_rows(const curves_row *rows, int n, int x_flops) {
     for (int i = 0; i < n; i++) {
         const curves_row *r = &rows[i];
+        if (x_flops && isnan(r->denoiser_gflops))
+            return ns_error_set(NS_ERR_ARG, "%s: no root attribute denoiser_flops (the log predates it), which --x "
+                                "flops needs; plot it with --x nfe, or run the search again", r->file);
         if (r->stale[0])
             return ns_error_set(NS_ERR_ARG, "%s: %s; run noisesearch eval on it, or give curves --evaluator and "
                                 "--reference", r->file, r->stale);
@@ -355,13 +379,15 @@ static ns_status check_rows(const curves_row *rows, int n) {
 }
 
 // ---------------------------------------------------------------------------
-// Lines: the `none` logs form the baseline whatever their verifier; every
-// other algorithm x verifier x oracle is one line. Sorted by line (baseline
-// first), then by total NFEs.
+// Lines, per denoiser (model_sha256): its `none` logs form its baseline
+// whatever their verifier; every other algorithm x verifier x oracle is one
+// line. Sorted by denoiser, by line (baseline first), then by total NFEs.
 
 static int is_baseline(const curves_row *r) { return !strcmp(r->algorithm, "none"); }
 
 static int line_cmp(const curves_row *a, const curves_row *b) {
+    int m = strcmp(a->model_sha256, b->model_sha256);
+    if (m) return m;
     if (is_baseline(a) || is_baseline(b)) return is_baseline(b) - is_baseline(a);
     int c = strcmp(a->algorithm, b->algorithm);
     if (!c) c = strcmp(a->verifier, b->verifier);
@@ -376,9 +402,23 @@ static int row_cmp(const void *pa, const void *pb) {
     return strcmp(a->file, b->file);
 }
 
-static void line_title(char *buf, size_t size, const curves_row *r) {
-    if (is_baseline(r)) snprintf(buf, size, BASELINE_TITLE);
-    else snprintf(buf, size, "%s, %s%s", r->algorithm, r->verifier, r->oracle ? " (oracle)" : "");
+// With several denoisers, every title starts with the weights' file name.
+static void line_title(char *buf, size_t size, const curves_row *r, int several_models) {
+    char prefix[300] = "";
+    if (several_models) {
+        const char *slash = strrchr(r->model, '/');
+        snprintf(prefix, sizeof prefix, "%.280s: ", slash ? slash + 1 : r->model);
+    }
+    if (is_baseline(r)) snprintf(buf, size, "%s" BASELINE_TITLE, prefix);
+    else snprintf(buf, size, "%s%s, %s%s", prefix, r->algorithm, r->verifier, r->oracle ? " (oracle)" : "");
+}
+
+// The rows are sorted, so the denoisers come in runs of rows: 0 when all
+// rows share one, otherwise the count.
+static int model_index(const curves_row *rows, int i) {
+    int k = 0;
+    for (int j = 1; j <= i; j++) k += strcmp(rows[j].model_sha256, rows[j - 1].model_sha256) != 0;
+    return k;
 }
 
 // ---------------------------------------------------------------------------
@@ -445,7 +485,10 @@ typedef struct {
     const curves_row *rows;
     int n;
     const char *dir;
+    int x_flops;  // x axis total_gflops, else total_nfe
 } table;
+
+static double row_x(const table *t, int i) { return t->x_flops ? t->rows[i].total_gflops : t->rows[i].total_nfe; }
 
 static void csv_write(FILE *out, const void *ctx) {
     const table *t = ctx;
@@ -534,8 +577,9 @@ static ns_status h5_write(const char *path, const table *t) {
     if (!st) st = h5u_attr_write_string(g, path, "reference_sha256", t->rows[0].reference_sha256);
     if (!st)
         st = h5u_attr_write_string(g, path, "description",
-                                   "one row per run log (the same rows as curves.csv), sorted by line (the none "
-                                   "baseline first, then algorithm, verifier, oracle) and total_nfe; cost columns are "
+                                   "one row per run log (the same rows as curves.csv), sorted by denoiser "
+                                   "(model_sha256), by line (the none baseline first, then algorithm, verifier, "
+                                   "oracle) and total_nfe; cost columns are "
                                    "means per sample over the log's complete searches, metrics its /evaluation; "
                                    "docs/curves.md");
     if (!st) st = h5u_attr_write_string(out.file, path, "format", CURVES_FORMAT);
@@ -567,7 +611,7 @@ static int column_index(const char *name) {
 }
 
 // The script: every line's points as a datablock ($line0, ...; columns
-// total_nfe then the plotted metrics), then one PNG per metric. The output
+// x (total_nfe or total_gflops) then the plotted metrics), then one PNG per metric. The output
 // names get the gnuplot variable `suffix` (curves runs it with a temporary
 // suffix and renames; a user's `gnuplot curves.gp` writes the plain names).
 static void gp_write(FILE *out, const void *ctx) {
@@ -583,20 +627,23 @@ static void gp_write(FILE *out, const void *ctx) {
             "}\n"
             "set logscale x 2\n"
             "set format x '%%g'\n"
-            "set xlabel 'total NFEs per sample (search + final denoising)'\n"
+            "set xlabel '%s'\n"
             "set grid\n"
             "set key outside right top box Left reverse\n"
             "set offsets graph 0.05, graph 0.05, graph 0.05, graph 0.05\n",
-            t->n, NS_VERSION, t->dir);
+            t->n, NS_VERSION, t->dir,
+            t->x_flops ? "total GFLOPs per sample (denoiser NFEs and verifier forwards)"
+                       : "total NFEs per sample (search + final denoising)");
+    int several_models = model_index(t->rows, t->n - 1) > 0;
     int lines = 0;
     for (int i = 0; i < t->n; lines++) {
-        fprintf(out, "\n$line%d << EOD\n# total_nfe", lines);
+        fprintf(out, "\n$line%d << EOD\n# %s", lines, t->x_flops ? "total_gflops" : "total_nfe");
         for (int p = 0; p < N_PLOTS; p++) fprintf(out, " %s", plots[p].column);
         fputc('\n', out);
         int j = i;
         for (; j < t->n && !line_cmp(&t->rows[i], &t->rows[j]); j++) {
             char num[64];
-            format_real(num, sizeof num, t->rows[j].total_nfe);
+            format_real(num, sizeof num, row_x(t, j));
             fputs(num, out);
             for (int p = 0; p < N_PLOTS; p++) {
                 format_real(num, sizeof num, row_real(&t->rows[j], column_index(plots[p].column)));
@@ -617,10 +664,11 @@ static void gp_write(FILE *out, const void *ctx) {
         fprintf(out, "\nplot");
         for (int i = 0, l = 0; i < t->n; l++) {
             char name[700];
-            line_title(name, sizeof name, &t->rows[i]);
+            line_title(name, sizeof name, &t->rows[i], several_models);
             fprintf(out, "%s $line%d using 1:%d with linespoints title ", l ? ", \\\n    " : " ", l, p + 2);
             gp_string(out, name);
-            if (is_baseline(&t->rows[i])) fprintf(out, " lc rgb 'black' dt 2 lw 2 pt 6 ps 1.2");
+            if (is_baseline(&t->rows[i]))  // one point type per denoiser
+                fprintf(out, " lc rgb 'black' dt 2 lw 2 pt %d ps 1.2", 6 + 2 * model_index(t->rows, i));
             else fprintf(out, " lw 2 pt 7 ps 1.2%s", t->rows[i].oracle ? " dt 3" : "");
             int j = i;
             while (j < t->n && !line_cmp(&t->rows[i], &t->rows[j])) j++;
@@ -710,13 +758,13 @@ static void print_table(const curves_row *rows, int n) {
         int la = (int)strlen(rows[i].algorithm), lv = is_baseline(&rows[i]) ? 1 : (int)strlen(rows[i].verifier);
         wa = la > wa ? la : wa, wv = lv > wv ? lv : wv;
     }
-    printf("%-*s  %-*s  %-6s  %7s  %10s  %10s  %19s  %16s  %9s  %6s  %8s\n", wa, "algorithm", wv, "verifier", "oracle",
-           "samples", "NFE/sample", "FID", "KID", "IS", "precision", "recall", "accuracy");
+    printf("%-*s  %-*s  %-6s  %7s  %10s  %12s  %10s  %19s  %16s  %9s  %6s  %8s\n", wa, "algorithm", wv, "verifier",
+           "oracle", "samples", "NFE/sample", "GFLOP/sample", "FID", "KID", "IS", "precision", "recall", "accuracy");
     for (int i = 0; i < n; i++) {
         const curves_row *r = &rows[i];
-        printf("%-*s  %-*s  %-6s  %7d  %10.1f  %10.4f  %8.4f +- %-7.4f  %7.4f +- %-6.4f  %9.4f  %6.4f  %8.4f\n", wa,
-               r->algorithm, wv, is_baseline(r) ? "-" : r->verifier, r->oracle ? "oracle" : "-", r->searches,
-               r->total_nfe, r->fid, r->kid_mean, r->kid_std, r->is_mean, r->is_std, r->precision, r->recall,
+        printf("%-*s  %-*s  %-6s  %7d  %10.1f  %12.3f  %10.4f  %8.4f +- %-7.4f  %7.4f +- %-6.4f  %9.4f  %6.4f  %8.4f\n",
+               wa, r->algorithm, wv, is_baseline(r) ? "-" : r->verifier, r->oracle ? "oracle" : "-", r->searches,
+               r->total_nfe, r->total_gflops, r->fid, r->kid_mean, r->kid_std, r->is_mean, r->is_std, r->precision, r->recall,
                r->accuracy);
     }
 }
@@ -740,12 +788,12 @@ int cmd_curves(int argc, char **argv) {
         goto done;
     }
     if (o.evaluator && (code = evaluate_stale(rows, o.n_files, &o))) goto done;
-    if ((st = check_rows(rows, o.n_files))) {
+    if ((st = check_rows(rows, o.n_files, o.x_flops))) {
         code = fail(CLI_EXIT_USAGE);
         goto done;
     }
     qsort(rows, (size_t)o.n_files, sizeof *rows, row_cmp);
-    if ((st = outputs_write(&(table){rows, o.n_files, o.out}, &o))) {
+    if ((st = outputs_write(&(table){rows, o.n_files, o.out, o.x_flops}, &o))) {
         code = fail(CLI_EXIT_FAILURE);
         goto done;
     }

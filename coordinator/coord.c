@@ -377,7 +377,7 @@ static int open_log(coord *c) {
                      .algorithm = search_algorithm_name(cfg->algorithm), .verifier = vlabel,
                      .oracle = search_config_is_oracle(cfg), .ranks = c->size, .channels = c->hello.channels,
                      .height = c->hello.image_size, .width = c->hello.image_size, .fid_dim = c->fid_dim,
-                     .log_noise = cfg->log_noise, .log_x1_hat = cfg->log_x1_hat,
+                     .denoiser_flops = c->hello.denoiser_flops, .log_noise = cfg->log_noise, .log_x1_hat = cfg->log_x1_hat,
                      .log_trajectories = cfg->log_trajectories};
     ns_status st;
     int64_t *done = NULL, n_done = 0;

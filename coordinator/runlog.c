@@ -559,6 +559,7 @@ static ns_status write_root_attrs(runlog *l, const input_file in[4]) {
     TRY(h5u_attr_write_int(f, p, "version", RUNLOG_VERSION));
     TRY(h5u_attr_write_int(f, p, "ranks", m->ranks));
     TRY(h5u_attr_write_int(f, p, "oracle", m->oracle != 0));
+    TRY(h5u_attr_write_double(f, p, "denoiser_flops", m->denoiser_flops));
     int64_t shape[3] = {m->channels, m->height, m->width};
     TRY(attr_write_array(f, p, "sample_shape", H5T_STD_I64LE, H5T_NATIVE_INT64, 3, shape));
     const char *names[VERIFIER_KINDS];

@@ -67,6 +67,7 @@ typedef struct {
     int ranks;                    // P
     int channels, height, width;  // sample shape
     int fid_dim;                  // evaluator feature dim for fid_oracle runs, else 0
+    double denoiser_flops;        // FLOPs of one denoiser forward of one sample (the cost of an NFE)
     int log_noise, log_x1_hat, log_trajectories;  // which optional columns exist
 } runlog_meta;
 

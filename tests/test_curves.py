@@ -38,7 +38,7 @@ import tiny_models
 NS, WORK = sys.argv[1], sys.argv[2]
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", BLIS_NUM_THREADS="1")
 COLUMNS = ["file", "algorithm", "verifier", "oracle", "searches", "search_nfe", "final_nfe", "total_nfe",
-           "verifier_nfe", "verifier_seconds", "wall_seconds", "fid", "kid_mean", "kid_std", "is_mean", "is_std",
+           "verifier_nfe", "verifier_seconds", "wall_seconds", "model", "denoiser_gflops", "total_gflops", "fid", "kid_mean", "kid_std", "is_mean", "is_std",
            "precision", "recall", "accuracy"]
 METRICS = ["fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "accuracy"]
 PLOTS = ["fid", "kid", "is", "precision", "recall", "accuracy"]
@@ -71,7 +71,7 @@ CONFIG = """run:
   out: {out}
   threads: 1
 model:
-  weights: den.h5
+  weights: {model}
 sampler:
   kind: heun
   search_nfe: 6
@@ -115,6 +115,9 @@ def expected_row(name):
         for k in ("search_nfe", "final_nfe", "verifier_nfe", "verifier_seconds", "wall_seconds"):
             row[k] = float(np.mean(s[k][...].astype(np.float64)))
         row["total_nfe"] = row["search_nfe"] + row["final_nfe"]
+        row["model"] = f.attrs["model_path"]
+        row["denoiser_gflops"] = float(f.attrs["denoiser_flops"]) / 1e9
+        row["total_gflops"] = (row["total_nfe"] + row["verifier_nfe"]) * row["denoiser_gflops"]
         e = dict(f["evaluation"].attrs)
     row.update({k: float(e[k]) for k in METRICS})
     return row
@@ -184,8 +187,8 @@ def main():
     print("searches and eval")
     for name, (algorithm, verifier, final, candidates) in RUNS.items():
         with open(w(name + ".yaml"), "w") as f:
-            f.write(CONFIG.format(out=name + ".h5", algorithm=algorithm, verifier=verifier, final=final,
-                                  candidates=candidates))
+            f.write(CONFIG.format(out=name + ".h5", model="den.h5", algorithm=algorithm, verifier=verifier,
+                                  final=final, candidates=candidates))
         must("search", name + ".yaml")
     shutil.copy(w("rand4.h5"), w("late.h5"))  # a log evaluated later, by curves
     logs = [n + ".h5" for n in RUNS]
@@ -206,7 +209,7 @@ def main():
         e = expected_row(r["file"])
         for k in COLUMNS:
             got = r[k]
-            if k in ("file", "algorithm", "verifier"):
+            if k in ("file", "algorithm", "verifier", "model"):
                 ok = got == e[k]
             elif k in ("oracle", "searches"):
                 ok = int(got) == e[k]
@@ -228,7 +231,7 @@ def main():
         same = list(g.keys()) == sorted(COLUMNS) and f.attrs["format"] == "noisesearch-curves"
         for k in COLUMNS:
             v = g[k][...]
-            if k in ("file", "algorithm", "verifier"):
+            if k in ("file", "algorithm", "verifier", "model"):
                 same = same and [x.decode() for x in v] == [r[k] for r in rows]
             else:
                 same = same and all(float(x) == float(r[k]) for x, r in zip(v, rows))
@@ -307,6 +310,48 @@ def main():
           str(left))
     must("curves", "none6.h5", "rand2.h5", "--out", "table", "--no-plots")
     check(sorted(os.listdir(w("table"))) == ["curves.csv", "curves.h5"], "--no-plots: the table only")
+
+    print("two denoisers at equal compute (--x flops)")
+    must("train", "--out", "small.h5", "--checkpoint", "small.ckpt.h5", "--patch", "7", "--depth", "1", "--width",
+         "16", "--heads", "1", "--batch", "8", "--steps", "2", "--warmup", "1", "--eval-samples", "0", "--threads",
+         "1", "--log-every", "100", "--overwrite")
+    for name, algorithm, final, candidates in (("snone6", "none", 6, 1), ("srand4", "random", 6, 4)):
+        with open(w(name + ".yaml"), "w") as f:
+            f.write(CONFIG.format(out=name + ".h5", model="small.h5", algorithm=algorithm, verifier="class_logit",
+                                  final=final, candidates=candidates))
+        must("search", name + ".yaml")
+    must("eval", "snone6.h5", "srand4.h5", "--evaluator", "evaluator.h5", "--reference", "reference.h5",
+         "--threads", "1")
+    out, _ = must("curves", "none6.h5", "none12.h5", "rand2.h5", "snone6.h5", "srand4.h5", "--out", "flops",
+                  "--x", "flops")
+    with open(w("flops/curves.csv"), newline="") as f:
+        table = list(csv.reader(f))
+    rows = [dict(zip(table[0], r)) for r in table[1:]]
+    small, big = expected_row("snone6.h5"), expected_row("none6.h5")
+    check(small["denoiser_gflops"] < big["denoiser_gflops"] / 2, "the small denoiser's forward costs less",
+          f"{small['denoiser_gflops']:.6f} vs {big['denoiser_gflops']:.6f} GFLOP")
+    gp = open(w("flops/curves.gp")).read()
+    blocks = datablocks(gp)
+    want = {}
+    for r in rows:  # one line per denoiser x algorithm here; x = total_gflops
+        want.setdefault((r["model"], r["algorithm"]), []).append(float(r["total_gflops"]))
+    got = sorted(sorted(r[0] for r in v) for v in blocks.values())
+    check(got == sorted(sorted(v) for v in want.values()) and len(blocks) == 4,
+          "gnuplot data: a baseline per denoiser, x = total GFLOPs", str(got))
+    check(gp.count("title 'small.h5: more denoising steps only'") == 6 and
+          gp.count("title 'den.h5: more denoising steps only'") == 6 and
+          gp.count("title 'small.h5: random, class_logit'") == 6 and "set xlabel 'total GFLOPs" in gp,
+          "legend names each line's denoiser; x label in GFLOPs")
+    check("GFLOP/sample" in out.splitlines()[0], "stdout: a GFLOP/sample column")
+    shutil.copy(w("none6.h5"), w("old.h5"))  # as a log written before the attribute existed
+    with h5py.File(w("old.h5"), "a") as f:
+        del f.attrs["denoiser_flops"]
+    rc, _, err = run("curves", "old.h5", "--out", "bad", "--x", "flops")
+    one_line_error("--x flops on a log without denoiser_flops", rc, err, "old.h5: no root attribute denoiser_flops",
+                   absent="bad")
+    must("curves", "old.h5", "--out", "oldnfe")
+    rc, _, err = run("curves", "none6.h5", "--out", "bad", "--x", "gflops")
+    one_line_error("--x gflops refused", rc, err, "expected nfe or flops", absent="bad")
 
     print("PASSED" if failures == 0 else f"FAILED: {failures} check(s)")
     return 1 if failures else 0

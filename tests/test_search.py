@@ -217,6 +217,7 @@ def test_kill_resume():
         for attempt in range(20):
             args = ["search", cfg, "--resume" if os.path.exists(path) else "--overwrite"] + LONG
             cmd = (MPI + ["-np", str(ranks)] if ranks > 1 else []) + [NS] + args
+            started = time.time()
             p = subprocess.Popen(cmd, env=ENV, cwd=WORK, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                  start_new_session=True)
             if kills < 3:
@@ -228,6 +229,12 @@ def test_kill_resume():
                     if os.path.exists(path):
                         with h5py.File(path, "r", swmr=True) as f:  # readable after a SIGKILL
                             rows.append(f["searches/chosen"].shape[0])
+                    continue
+                p.wait()
+                if p.returncode == 0:  # a busy machine made the reference slow: time this run, start over
+                    full = time.time() - started
+                    os.remove(path)
+                    kills, rows = 0, []
                     continue
             p.wait()
             if p.returncode == 0:
