@@ -44,18 +44,25 @@ __attribute__((target("avx2,fma"))) static double fma_loop_avx2(long iters) {
     return sink;
 }
 
-// GFLOP/s of all `threads` cores running the FMA loop at once.
+// GFLOP/s of all `threads` cores running the FMA loop at once: the best of
+// 7 runs of ~0.1 s (single runs on a shared 2-vCPU VM came out anywhere
+// from 290 to 420 GFLOP/s, below what BLIS itself then reached).
 static double measure_fma_peak(int threads, const char **isa) {
     __builtin_cpu_init();
     int avx512 = __builtin_cpu_supports("avx512f");
     *isa = avx512 ? "AVX-512" : "AVX2";
     int lanes = avx512 ? 16 : 8;
-    double sink = 0, t0 = ns_now();
+    double best = 0;
+    for (int rep = 0; rep < 7; rep++) {
+        double sink = 0, t0 = ns_now();
 #pragma omp parallel num_threads(threads) reduction(+ : sink)
-    sink += avx512 ? fma_loop_avx512(FMA_ITERS / 4) : fma_loop_avx2(FMA_ITERS / 4);
-    double dt = ns_now() - t0;
-    if (sink == 12345.0) printf(" ");  // keep the loop alive
-    return (double)threads * (FMA_ITERS / 4) * FMA_CHAINS * lanes * 2.0 / dt / 1e9;
+        sink += avx512 ? fma_loop_avx512(FMA_ITERS / 4) : fma_loop_avx2(FMA_ITERS / 4);
+        double dt = ns_now() - t0;
+        if (sink == 12345.0) printf(" ");  // keep the loop alive
+        double gf = (double)threads * (FMA_ITERS / 4) * FMA_CHAINS * lanes * 2.0 / dt / 1e9;
+        best = gf > best ? gf : best;
+    }
+    return best;
 }
 
 // ---------------------------------------------------------------------------
