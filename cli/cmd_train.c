@@ -67,7 +67,7 @@ static void train_usage(FILE *out) {
             "  --no-flip               no random horizontal flips\n"
             "  --seed K                initialisation and data-order seed        [0]\n"
             "  --eval-every N          test loss every N steps (and at the end)  [2000]\n"
-            "  --eval-samples N        test images for the test loss             [%d]\n"
+            "  --eval-samples N        test images for the test loss (0: none)   [%d]\n"
             "  --checkpoint-every S    seconds between checkpoints               [300]\n"
             "  --log-every S           seconds between progress lines            [10]\n"
             "  --stop-after N          stop after N steps of this run (checkpoint, exit 3)\n"
@@ -240,7 +240,7 @@ static int run_training(train_options *o, MPI_Comm comm, int rank, int size) {
                     (double)(c->steps - tr.step) / rate / 60.0);
             t_last_log = now, log_sum = 0, log_steps = 0;
         }
-        if (tr.step % o->eval_every == 0 || tr.step == c->steps) {
+        if (c->eval_samples > 0 && (tr.step % o->eval_every == 0 || tr.step == c->steps)) {  // 0: no test loss
             double lm, le;
             trainer_eval(&tr, &test, &lm, &le);
             if (!rank) fprintf(stderr, "step %ld  test loss %.4f (weights)  %.4f (EMA)\n", tr.step, lm, le);
