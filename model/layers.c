@@ -55,11 +55,18 @@ NS_CLONES void layer_bias_silu_row(float *out, const float *x, const float *bias
 // The sum adds in sum_inline's lane order, so the result is bitwise that of
 // exp, sum_inline and scale as separate passes.
 NS_CLONES void layer_softmax_row(float *x, float scale, int n) {
-    float mx[LANES];
-    for (int l = 0; l < LANES; l++) mx[l] = -INFINITY;
+    // The max by whole vectors (written as a loop over lanes, gcc made it 16
+    // scalar maxss a block): select with the compare's lane masks.
+    v16 vmx = {0};
+    vmx -= INFINITY;
     int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int l = 0; l < LANES; l++) mx[l] = x[i + l] > mx[l] ? x[i + l] : mx[l];
+    for (; i + LANES <= n; i += LANES) {
+        v16 v = v16_load(x + i);
+        vi16 gt = v > vmx;
+        vmx = (v16)(((vi16)v & gt) | ((vi16)vmx & ~gt));
+    }
+    float mx[LANES];
+    memcpy(mx, &vmx, sizeof mx);
     for (int l = 0; i < n; i++, l++) mx[l] = x[i] > mx[l] ? x[i] : mx[l];
     float m = mx[0];
     for (int l = 1; l < LANES; l++) m = mx[l] > m ? mx[l] : m;

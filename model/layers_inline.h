@@ -46,6 +46,7 @@ static inline __attribute__((always_inline, unused)) float dot_inline(const floa
 // avx512f clone, pairs of AVX2 registers in the haswell clone; lane-wise IEEE
 // arithmetic either way, so every clone gives the same bits.
 typedef float v16 __attribute__((vector_size(LANES * sizeof(float))));
+typedef int32_t vi16 __attribute__((vector_size(LANES * sizeof(int32_t))));  // lane masks of v16 compares
 
 static inline __attribute__((always_inline, unused)) v16 v16_load(const float *p) {
     v16 v;
