@@ -22,7 +22,8 @@ typedef struct {
     const char *out, *checkpoint, *data_dir;
     int resume, threads, eval_every, overwrite;
     double checkpoint_seconds, log_seconds;
-    long steps_override;
+    long steps_override, decay_steps;
+    int lr_min_set;
     int stop_after;  // steps in this invocation before a checkpoint and exit 3; 0: no limit
     trainer_config cfg;
 } train_options;
@@ -59,7 +60,11 @@ static void train_usage(FILE *out) {
             "  --steps N               optimizer steps                           [%ld]\n"
             "  --lr X --lr-min X       peak and final learning rate              [%g, %g]\n"
             "  --warmup N              linear warm-up steps                      [%ld]\n"
-            "  --schedule S            cosine | constant                         [cosine]\n"
+            "  --schedule S            cosine | constant | wsd (constant, then a cosine from\n"
+            "                          --decay-start to lr-min at --steps)       [cosine]\n"
+            "  --decay-start S         wsd: the first step of the decay\n"
+            "  --decay N               with --resume: cool down from the checkpoint's step, a cosine\n"
+            "                          to --lr-min (default: the checkpoint's) over N more steps\n"
             "  --weight-decay X        AdamW decoupled decay of weight matrices  [%g]\n"
             "  --clip X                global gradient-norm clip (0: off)        [%g]\n"
             "  --ema X                 EMA decay                                 [%g]\n"
@@ -87,7 +92,7 @@ static int parse_options(int argc, char **argv, train_options *o) {
     o->checkpoint_seconds = 300;
     o->log_seconds = 10;
     enum { O_OUT = 256, O_CKPT, O_RESUME, O_OVERWRITE, O_PATCH, O_DEPTH, O_WIDTH, O_HEADS, O_SIGMA, O_BATCH,
-           O_STEPS, O_LR, O_LR_MIN, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP, O_EMA, O_DROPOUT, O_NOFLIP, O_SEED,
+           O_STEPS, O_LR, O_LR_MIN, O_DECAY, O_DECAY_START, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP, O_EMA, O_DROPOUT, O_NOFLIP, O_SEED,
            O_EVAL_EVERY, O_EVAL_SAMPLES, O_CKPT_EVERY, O_LOG_EVERY, O_STOP_AFTER, O_THREADS, O_DATA, O_HELP };
     static const struct option longopts[] = {
         {"out", 1, 0, O_OUT},           {"checkpoint", 1, 0, O_CKPT},        {"resume", 0, 0, O_RESUME},
@@ -95,6 +100,7 @@ static int parse_options(int argc, char **argv, train_options *o) {
         {"width", 1, 0, O_WIDTH},       {"heads", 1, 0, O_HEADS},            {"learn-sigma", 0, 0, O_SIGMA},
         {"batch", 1, 0, O_BATCH},       {"steps", 1, 0, O_STEPS},            {"lr", 1, 0, O_LR},
         {"lr-min", 1, 0, O_LR_MIN},     {"warmup", 1, 0, O_WARMUP},          {"schedule", 1, 0, O_SCHEDULE},
+        {"decay", 1, 0, O_DECAY},       {"decay-start", 1, 0, O_DECAY_START},
         {"weight-decay", 1, 0, O_WD},   {"clip", 1, 0, O_CLIP},              {"ema", 1, 0, O_EMA},
         {"class-dropout", 1, 0, O_DROPOUT}, {"no-flip", 0, 0, O_NOFLIP},     {"seed", 1, 0, O_SEED},
         {"eval-every", 1, 0, O_EVAL_EVERY}, {"eval-samples", 1, 0, O_EVAL_SAMPLES},
@@ -122,7 +128,18 @@ static int parse_options(int argc, char **argv, train_options *o) {
             c->steps = c->schedule.total_steps = o->steps_override = steps;
             break;
         case O_LR: bad |= cli_parse_float("--lr", optarg, 0, 1, &c->schedule.lr); break;
-        case O_LR_MIN: bad |= cli_parse_float("--lr-min", optarg, 0, 1, &c->schedule.lr_min); break;
+        case O_LR_MIN:
+            bad |= cli_parse_float("--lr-min", optarg, 0, 1, &c->schedule.lr_min);
+            o->lr_min_set = 1;
+            break;
+        case O_DECAY:
+            bad |= cli_parse_int("--decay", optarg, 1, 1000000000, &steps);
+            o->decay_steps = steps;
+            break;
+        case O_DECAY_START:
+            bad |= cli_parse_int("--decay-start", optarg, 0, 1000000000, &steps);
+            c->schedule.decay_start = steps;
+            break;
         case O_WARMUP:
             bad |= cli_parse_int("--warmup", optarg, 0, 1000000000, &warmup);
             c->schedule.warmup_steps = warmup;
@@ -161,6 +178,14 @@ static int parse_options(int argc, char **argv, train_options *o) {
     }
     if (!bad && optind < argc) {
         fprintf(stderr, "noisesearch train: unexpected argument '%s'\n", argv[optind]);
+        bad = -1;
+    }
+    const char *conflict = o->decay_steps && !o->resume                ? "--decay needs --resume (it cools a run down)"
+                           : o->decay_steps && o->steps_override       ? "--decay sets the steps itself; drop --steps"
+                           : o->resume && o->lr_min_set && !o->decay_steps ? "--lr-min with --resume needs --decay"
+                                                                       : NULL;
+    if (!bad && conflict) {
+        fprintf(stderr, "noisesearch train: %s\n", conflict);
         bad = -1;
     }
     if (!bad && (!o->out || !o->checkpoint)) {
@@ -205,7 +230,8 @@ static int run_training(train_options *o, MPI_Comm comm, int rank, int size) {
     trainer tr;
     double seconds_before = 0;
     if (o->resume) {
-        st = trainer_resume(&tr, o->checkpoint, &train, tc, o->threads, o->steps_override);
+        st = trainer_resume(&tr, o->checkpoint, &train, tc, o->threads, o->steps_override, o->decay_steps,
+                            o->lr_min_set ? o->cfg.schedule.lr_min : -1.0f);
         seconds_before = trainer_checkpoint_seconds(o->checkpoint);
     } else {
         st = trainer_init(&tr, &o->cfg, &train, tc, o->threads);
@@ -217,13 +243,17 @@ static int run_training(train_options *o, MPI_Comm comm, int rank, int size) {
     }
     const trainer_config *c = &tr.cfg;
     if (!rank) {
+        char decay[96] = "";
+        if (c->schedule.kind == OPTIM_LR_WSD)
+            snprintf(decay, sizeof decay, " (cosine to %g from step %ld)", (double)c->schedule.lr_min,
+                     c->schedule.decay_start);
         fprintf(stderr, "noisesearch train: %s; %d rank%s\n", gemm_describe(), size, size > 1 ? "s" : "");
         fprintf(stderr,
                 "noisesearch train: %s model 28x28x1 patch %d depth %d width %d heads %d (%zu parameters), "
-                "batch %d, steps %ld (from %ld), lr %g %s, seed %llu\n",
+                "batch %d, steps %ld (from %ld), lr %g %s%s, seed %llu\n",
                 o->resume ? "resuming" : "new", c->model.patch_size, c->model.depth, c->model.hidden_size,
                 c->model.num_heads, tr.model.num_params, c->global_batch, c->steps, tr.step, (double)c->schedule.lr,
-                optim_lr_kind_name(c->schedule.kind), (unsigned long long)c->seed);
+                optim_lr_kind_name(c->schedule.kind), decay, (unsigned long long)c->seed);
     }
     double t_start = ns_now(), t_last_ckpt = t_start, t_last_log = t_start, log_sum = 0;
     long log_steps = 0, step0 = tr.step;

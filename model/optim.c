@@ -32,12 +32,15 @@ const char *optim_group_name(optim_group g) {
 // ---------------------------------------------------------------------------
 // Schedule
 
-const char *optim_lr_kind_name(optim_lr_kind k) { return k == OPTIM_LR_COSINE ? "cosine" : "constant"; }
+const char *optim_lr_kind_name(optim_lr_kind k) {
+    return k == OPTIM_LR_COSINE ? "cosine" : k == OPTIM_LR_WSD ? "wsd" : "constant";
+}
 
 ns_status optim_lr_kind_from_name(const char *name, optim_lr_kind *out) {
     if (strcmp(name, "constant") == 0) *out = OPTIM_LR_CONSTANT;
     else if (strcmp(name, "cosine") == 0) *out = OPTIM_LR_COSINE;
-    else return ns_error_set(NS_ERR_ARG, "unknown learning-rate schedule '%s' (expected 'constant' or 'cosine')", name);
+    else if (strcmp(name, "wsd") == 0) *out = OPTIM_LR_WSD;
+    else return ns_error_set(NS_ERR_ARG, "unknown learning-rate schedule '%s' (expected constant, cosine or wsd)", name);
     return NS_OK;
 }
 
@@ -45,7 +48,10 @@ ns_status optim_schedule_check(const optim_schedule *s) {
     if (!(s->lr > 0.0f)) return ns_error_set(NS_ERR_ARG, "lr must be positive, got %g", (double)s->lr);
     if (s->warmup_steps < 0)
         return ns_error_set(NS_ERR_ARG, "warmup_steps must not be negative, got %ld", s->warmup_steps);
-    if (s->kind == OPTIM_LR_COSINE) {
+    if (s->kind == OPTIM_LR_WSD && !(s->decay_start >= s->warmup_steps && s->decay_start < s->total_steps))
+        return ns_error_set(NS_ERR_ARG, "decay_start (%ld) must be in [warmup_steps, total_steps) = [%ld, %ld)",
+                            s->decay_start, s->warmup_steps, s->total_steps);
+    if (s->kind != OPTIM_LR_CONSTANT) {
         if (!(s->lr_min >= 0.0f && s->lr_min <= s->lr))
             return ns_error_set(NS_ERR_ARG, "lr_min must be in [0, lr] = [0, %g], got %g", (double)s->lr,
                                 (double)s->lr_min);
@@ -58,8 +64,9 @@ ns_status optim_schedule_check(const optim_schedule *s) {
 
 float optim_lr_at(const optim_schedule *s, long step) {
     if (step < s->warmup_steps) return (float)((double)s->lr * (double)(step + 1) / (double)s->warmup_steps);
-    if (s->kind == OPTIM_LR_CONSTANT) return s->lr;
-    double q = (double)(step - s->warmup_steps) / (double)(s->total_steps - s->warmup_steps);
+    if (s->kind == OPTIM_LR_CONSTANT || (s->kind == OPTIM_LR_WSD && step < s->decay_start)) return s->lr;
+    long from = s->kind == OPTIM_LR_WSD ? s->decay_start : s->warmup_steps;
+    double q = (double)(step - from) / (double)(s->total_steps - from);
     if (q > 1.0) q = 1.0;
     return (float)(s->lr_min + 0.5 * ((double)s->lr - s->lr_min) * (1.0 + cos(M_PI * q)));
 }

@@ -39,9 +39,13 @@ const char *optim_group_name(optim_group g);  // "frozen", "no_decay", "decay"
 //   OPTIM_LR_COSINE:      lr_min + (lr - lr_min) (1 + cos(pi q)) / 2 with
 //                         q = (s - warmup_steps) / (total_steps - warmup_steps),
 //                         clamped to 1, so lr_min from total_steps on.
-typedef enum { OPTIM_LR_CONSTANT, OPTIM_LR_COSINE } optim_lr_kind;
+//   OPTIM_LR_WSD:         warm-up, stable, decay: lr until decay_start, then
+//                         the same cosine with q = (s - decay_start) /
+//                         (total_steps - decay_start): a constant-rate run
+//                         that is cooled down at its end.
+typedef enum { OPTIM_LR_CONSTANT, OPTIM_LR_COSINE, OPTIM_LR_WSD } optim_lr_kind;
 
-const char *optim_lr_kind_name(optim_lr_kind k);  // "constant", "cosine"
+const char *optim_lr_kind_name(optim_lr_kind k);  // "constant", "cosine", "wsd"
 // NS_ERR_ARG naming the accepted values when name is neither.
 ns_status optim_lr_kind_from_name(const char *name, optim_lr_kind *out);
 
@@ -50,7 +54,8 @@ typedef struct {
     float lr;            // peak learning rate
     float lr_min;        // floor of the cosine (ignored by constant)
     long warmup_steps;   // 0: no warm-up
-    long total_steps;    // cosine: step at which lr_min is reached (> warmup_steps)
+    long total_steps;    // cosine, wsd: step at which lr_min is reached (> warmup_steps, > decay_start)
+    long decay_start;    // wsd: first step of the decay (>= warmup_steps)
 } optim_schedule;
 
 // NS_ERR_ARG with a message naming the field.

@@ -285,6 +285,7 @@ ns_status trainer_checkpoint_save(const trainer *tr, const char *path, double tr
     if (!st) st = h5u_attr_write_double(out.file, p, "curve_partial_sum", tr->curve_sum);
     if (!st) st = h5u_attr_write_int(out.file, p, "curve_partial_count", tr->curve_count);
     if (!st) st = h5u_attr_write_string(out.file, p, "schedule", optim_lr_kind_name(cfg.schedule.kind));
+    if (!st) st = h5u_attr_write_int(out.file, p, "decay_start", cfg.schedule.decay_start);
     for (int i = 0; i < nf && !st; i++) st = h5u_attr_write_double(out.file, p, fields[i].name, *fields[i].value);
     if (!st) st = dit_group_write(out.file, p, "model", &tr->model, tr->model.memory, 1);
     if (!st) st = dit_group_write(out.file, p, "ema", &tr->ema, tr->ema.memory, 1);
@@ -317,7 +318,7 @@ static ns_status read_curve(hid_t f, const char *path, const char *name, int wid
 }
 
 ns_status trainer_resume(trainer *tr, const char *path, const dataset *train, trainer_comm comm, int threads,
-                         long steps_override) {
+                         long steps_override, long decay_steps, float decay_lr_min) {
     memset(tr, 0, sizeof *tr);
     hid_t f;
     ns_status st = h5u_open_read(&f, path);
@@ -341,10 +342,25 @@ ns_status trainer_resume(trainer *tr, const char *path, const dataset *train, tr
     if (!st) st = h5u_attr_read_string(f, path, "schedule", kind, sizeof kind);
     if (!st) st = optim_lr_kind_from_name(kind, &cfg.schedule.kind);
     for (int i = 0; i < nf && !st; i++) st = h5u_attr_read_double(f, path, fields[i].name, fields[i].value);
+    int decay_start = 0;  // checkpoints written before wsd existed lack it (and are not wsd)
+    if (!st && H5Aexists(f, "decay_start") > 0) st = h5u_attr_read_int(f, path, "decay_start", &decay_start);
     hid_t g = H5I_INVALID_HID;
     if (!st) {
         config_from_fields(&cfg, values);
+        cfg.schedule.decay_start = decay_start;
         if (steps_override > 0) cfg.steps = cfg.schedule.total_steps = steps_override;
+        if (decay_steps > 0 && cfg.schedule.kind == OPTIM_LR_WSD)
+            st = ns_error_set(NS_ERR_ARG, "%s already decays (from step %d to %ld); resume it without a new decay",
+                              path, decay_start, cfg.steps);
+        if (!st && decay_steps > 0) {
+            cfg.schedule.kind = OPTIM_LR_WSD;
+            cfg.schedule.decay_start = step;
+            cfg.steps = cfg.schedule.total_steps = step + decay_steps;
+            if (decay_lr_min >= 0) cfg.schedule.lr_min = decay_lr_min;
+        }
+        if (!st) st = optim_schedule_check(&cfg.schedule);
+    }
+    if (!st) {
         H5E_BEGIN_TRY { g = H5Gopen2(f, "model", H5P_DEFAULT); }
         H5E_END_TRY;
         st = g < 0 ? ns_error_set(NS_ERR_FORMAT, "%s: missing group 'model'", path)

@@ -87,9 +87,13 @@ ns_status trainer_init(trainer *tr, const trainer_config *cfg, const dataset *tr
                        int threads);
 // Continue from a checkpoint written by trainer_checkpoint_save: config,
 // weights, EMA, moments, step and curves come from the file; steps may be
-// raised (the cosine schedule then ends at the new count).
+// raised (the cosine schedule then ends at the new count). decay_steps > 0
+// turns the schedule into wsd from the checkpoint's step: the rate falls
+// along a cosine to lr_min (decay_lr_min when >= 0) over decay_steps more
+// steps, which end the run; the checkpoints record it, so later resumes
+// continue the decay exactly.
 ns_status trainer_resume(trainer *tr, const char *path, const dataset *train, trainer_comm comm, int threads,
-                         long steps_override);
+                         long steps_override, long decay_steps, float decay_lr_min);
 void trainer_free(trainer *tr);
 
 // One optimizer step on the next global batch (all ranks call it); adds a

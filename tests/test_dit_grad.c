@@ -459,6 +459,18 @@ static int check_optim(void) {
     fails += check_close("cosine: step 12 and after = lr_min", optim_lr_at(&cos, 12) + optim_lr_at(&cos, 99), 0.2);
     optim_schedule cst = {.kind = OPTIM_LR_CONSTANT, .lr = 0.5f};
     fails += check_close("constant, no warm-up", optim_lr_at(&cst, 0) + optim_lr_at(&cst, 1000), 1.0);
+    optim_schedule wsd = {.kind = OPTIM_LR_WSD, .lr = 1.0f, .lr_min = 0.1f, .warmup_steps = 4, .total_steps = 20,
+                          .decay_start = 12};
+    NS_CHECK(optim_schedule_check(&wsd) == NS_OK);
+    fails += check_close("wsd: warm-up step 0 = lr/4", optim_lr_at(&wsd, 0), 0.25);
+    fails += check_close("wsd: stable until decay_start", optim_lr_at(&wsd, 4) + optim_lr_at(&wsd, 11), 2.0);
+    fails += check_close("wsd: decay_start = lr, step 16 = halfway", optim_lr_at(&wsd, 12) + optim_lr_at(&wsd, 16), 1.55);
+    fails += check_close("wsd: step 20 and after = lr_min", optim_lr_at(&wsd, 20) + optim_lr_at(&wsd, 99), 0.2);
+    optim_schedule early = wsd, late = wsd;
+    early.decay_start = 3, late.decay_start = 20;
+    int wsd_rejects = optim_schedule_check(&early) == NS_ERR_ARG && optim_schedule_check(&late) == NS_ERR_ARG;
+    printf("  %-44s %s\n", "wsd: decay_start outside [warm-up, total) rejected", wsd_rejects ? "ok" : "FAIL");
+    fails += !wsd_rejects;
     optim_lr_kind kind;
     optim_schedule bad = cos;
     bad.total_steps = 4;

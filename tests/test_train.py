@@ -5,7 +5,7 @@
   checkpoint) and exports EMA weights that `noisesearch sample` loads;
 - resume is exact: a run stopped by --stop-after and one stopped by SIGTERM,
   each resumed, end with weights, EMA and optimizer moments bitwise equal to
-  an uninterrupted run;
+  an uninterrupted run; so does one stopped inside a cool-down (--decay);
 - data parallelism: two 2-rank runs give the same bits, and their loss curve
   follows the 1-rank run (same data stream; only the summation order differs);
 - bad input: an existing checkpoint is refused without --resume/--overwrite,
@@ -98,6 +98,23 @@ def main():
           f"rc {p.returncode}, step {stopped_at}")
     rc, err = train(binary, work, "sig", "--resume")
     check("resume after SIGTERM: bitwise equal", rc == 0 and same(full, state(f"{work}/sig.ckpt.h5")))
+
+    # A cool-down (--decay) added on resume: a run stopped inside it and
+    # resumed equals the uninterrupted one; the checkpoint records the schedule.
+    rc1, _ = train(binary, work, "wsd", "--steps", "100", "--schedule", "constant")
+    rc2, _ = train(binary, work, "wsd", "--resume", "--decay", "60", "--lr-min", "1e-5")
+    rc3, _ = train(binary, work, "wsdcut", "--steps", "100", "--schedule", "constant")
+    rc4, _ = train(binary, work, "wsdcut", "--resume", "--decay", "60", "--lr-min", "1e-5", "--stop-after", "25")
+    rc5, _ = train(binary, work, "wsdcut", "--resume")
+    with h5py.File(f"{work}/wsd.ckpt.h5", "r") as f:
+        a = dict(f.attrs)
+    recorded = a["schedule"] == "wsd" and a["decay_start"] == 100 and a["steps"] == 160 and a["step"] == 160
+    check("--decay: wsd from step 100 to 160 recorded", rc1 == rc2 == 0 and recorded,
+          f"{a['schedule']} {a['decay_start']} {a['steps']}")
+    check("stopped inside the decay and resumed: bitwise equal",
+          (rc3, rc4, rc5) == (0, 3, 0) and same(state(f"{work}/wsd.ckpt.h5"), state(f"{work}/wsdcut.ckpt.h5")))
+    rc, err = train(binary, work, "wsd", "--resume", "--decay", "10")
+    check("a second --decay refused", rc == 2 and "already decays" in err, err.strip())
 
     short = ["--steps", "100"]
     rc1, _ = train(binary, work, "np2a", *short, ranks=2, mpiexec=mpiexec)
