@@ -85,7 +85,7 @@ def main():
     check("resume after --stop-after: bitwise equal", rc == 0 and same(full, resumed))
 
     cmd = [binary, "train", "--out", f"{work}/sig.h5", "--checkpoint", f"{work}/sig.ckpt.h5", "--threads", "1",
-           *TINY, *steps]
+           *TINY, *steps, "--log-every", "0.01"]  # a progress line at once: the whole run may take < 0.5 s
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=ENV)
     for line in p.stderr:
         if line.startswith("step "):  # training is under way
