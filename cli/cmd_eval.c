@@ -270,7 +270,7 @@ int cmd_reference(int argc, char **argv) {
     ns_status st = metrics_gaussian_init(&g, e.D);
     if (!st) st = metrics_gaussian_add(&g, features, n);
     if (!st) st = metrics_gaussian_finish(&g);
-    if (!st) st = metrics_class_accuracy(&accuracy, logits, d.labels, n, e.K);
+    if (!st) st = metrics_class_accuracy(&accuracy, NULL, logits, d.labels, n, e.K);
     if (!st) st = reference_write(&o, &e, &d, n, features, &g, accuracy);
     if (!st)
         fprintf(stderr, "noisesearch reference: wrote %s (%d x %d features, evaluator accuracy %.4f)\n", o.out, n, e.D,
@@ -306,18 +306,20 @@ static void eval_usage(FILE *out) {
             "  --is-splits N       Inception Score: splits                                    [10]\n"
             "  --batch B           images per forward pass                                    [256]\n"
             "  --threads T         BLIS/OpenMP threads (0: BLIS_NUM_THREADS or all CPUs)      [0]\n"
+            "  --per-class         also print each file's accuracy per conditioning class\n"
             "  --no-write          print the table only; leave the files unchanged\n");
 }
 
 static int eval_parse(int argc, char **argv, eval_options *o) {
     eval_options_default(o);
     enum { O_EVAL = 256, O_REF, O_K, O_KID_SUBSETS, O_KID_SIZE, O_KID_SEED, O_IS_SPLITS, O_BATCH, O_THREADS,
-           O_NO_WRITE, O_HELP };
+           O_NO_WRITE, O_PER_CLASS, O_HELP };
     static const struct option longopts[] = {
         {"evaluator", 1, 0, O_EVAL},     {"reference", 1, 0, O_REF},      {"k", 1, 0, O_K},
         {"kid-subsets", 1, 0, O_KID_SUBSETS}, {"kid-size", 1, 0, O_KID_SIZE}, {"kid-seed", 1, 0, O_KID_SEED},
         {"is-splits", 1, 0, O_IS_SPLITS}, {"batch", 1, 0, O_BATCH},      {"threads", 1, 0, O_THREADS},
-        {"no-write", 0, 0, O_NO_WRITE},   {"help", 0, 0, O_HELP},        {0, 0, 0, 0}};
+        {"no-write", 0, 0, O_NO_WRITE},   {"per-class", 0, 0, O_PER_CLASS}, {"help", 0, 0, O_HELP},
+        {0, 0, 0, 0}};
     int opt, bad = 0;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
@@ -331,6 +333,7 @@ static int eval_parse(int argc, char **argv, eval_options *o) {
         case O_BATCH: bad |= cli_parse_int("--batch", optarg, 1, 65536, &o->batch); break;
         case O_THREADS: bad |= cli_parse_int("--threads", optarg, 0, 1024, &o->threads); break;
         case O_NO_WRITE: o->no_write = 1; break;
+        case O_PER_CLASS: o->per_class = 1; break;
         case O_HELP: eval_usage(stdout); exit(0);
         default: bad = -1;
         }
@@ -537,6 +540,7 @@ static ns_status input_read_images(const eval_input *in, float **images) {
 typedef struct {
     double fid, kid_mean, kid_std, is_mean, is_std, precision, recall, accuracy, seconds;
     int kid_size;
+    int *confusion;  // (K,K) sample counts [conditioning label][evaluator argmax]
 } eval_result;
 
 static ns_status evaluate(eval_result *r, const eval_options *o, evaluator *e, const reference *ref,
@@ -566,7 +570,8 @@ static ns_status evaluate(eval_result *r, const eval_options *o, evaluator *e, c
     if (!st) st = metrics_manifold_fraction(&r->precision, features, n, ref->features, ref->radii2, ref->count, D, 0);
     if (!st) st = metrics_knn_radii(radii2, features, n, D, o->k, 0);
     if (!st) st = metrics_manifold_fraction(&r->recall, ref->features, ref->count, features, radii2, n, D, 0);
-    if (!st) st = metrics_class_accuracy(&r->accuracy, logits, in->labels, n, K);
+    r->confusion = ns_malloc((size_t)K * K * sizeof(int), "eval confusion matrix");
+    if (!st) st = metrics_class_accuracy(&r->accuracy, r->confusion, logits, in->labels, n, K);
     if (st) ns_error_set(st, "%s: %s", in->path, ns_error_message());
     r->seconds = ns_now() - t0;
     metrics_gaussian_free(&g);
@@ -574,10 +579,21 @@ static ns_status evaluate(eval_result *r, const eval_options *o, evaluator *e, c
     return st;
 }
 
+// Accuracy per conditioning label from a (K,K) confusion matrix; NaN for a
+// label without samples.
+static void class_accuracies(double *accuracy, const int *confusion, int K) {
+    for (int c = 0; c < K; c++) {
+        long total = 0;
+        for (int j = 0; j < K; j++) total += confusion[(size_t)c * K + j];
+        accuracy[c] = total ? (double)confusion[(size_t)c * K + c] / total : NAN;
+    }
+}
+
 // The row as group /evaluation: written as /evaluation.new, then moved over
 // the old one, so the file holds one complete row at every moment.
 static ns_status result_write(const eval_input *in, const eval_result *r, const eval_options *o, const evaluator *e,
                               const reference *ref) {
+    int K = e->K;
     const char *p = in->path, *tmp = EVAL_GROUP ".new";
     hid_t f, g = H5I_INVALID_HID;
     H5E_BEGIN_TRY { f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT); }
@@ -609,6 +625,12 @@ static ns_status result_write(const eval_input *in, const eval_result *r, const 
                 {"kid_subsets", o->kid_subsets}, {"kid_size", r->kid_size}, {"kid_seed", o->kid_seed},
                 {"is_splits", o->is_splits}, {"reference_count", ref->count}};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0] && !st; i++) st = h5u_attr_write_int(g, p, ints[i].name, ints[i].v);
+    double *class_accuracy = ns_malloc((size_t)K * sizeof(double), "eval class accuracy");
+    class_accuracies(class_accuracy, r->confusion, K);
+    const hsize_t confusion_dims[2] = {(hsize_t)K, (hsize_t)K}, class_dims[1] = {(hsize_t)K};
+    if (!st) st = h5u_write_ints(g, p, "confusion", 2, confusion_dims, r->confusion);
+    if (!st) st = h5u_write_doubles(g, p, "class_accuracy", 1, class_dims, class_accuracy);
+    free(class_accuracy);
     if (!st) st = h5u_attr_write_string(g, p, "evaluator", e->path);
     if (!st) st = h5u_attr_write_string(g, p, "evaluator_sha256", e->sha256);
     if (!st) st = h5u_attr_write_string(g, p, "reference", ref->path);
@@ -623,7 +645,9 @@ static ns_status result_write(const eval_input *in, const eval_result *r, const 
                                    "kid_subsets subsets of kid_size, on both sets' features divided by "
                                    "kid_feature_scale, the reference's RMS feature value), is_mean/is_std (Inception Score, is_splits "
                                    "shuffled splits), precision/recall (k-NN manifolds, k), accuracy (evaluator "
-                                   "argmax = conditioning label); docs/verifiers.md");
+                                   "argmax = conditioning label); datasets confusion (sample counts, rows: "
+                                   "conditioning label, columns: evaluator argmax) and class_accuracy (per "
+                                   "conditioning label, NaN for a label without samples); docs/verifiers.md");
     H5E_BEGIN_TRY {
         if (g >= 0) H5Gclose(g);
         if (!st && H5Lexists(f, EVAL_GROUP, H5P_DEFAULT) > 0 && H5Ldelete(f, EVAL_GROUP, H5P_DEFAULT) < 0)
@@ -636,6 +660,30 @@ static ns_status result_write(const eval_input *in, const eval_result *r, const 
     }
     H5E_END_TRY;
     return st;
+}
+
+// Per file: each conditioning label's sample count and accuracy, and the
+// class the evaluator most often mistakes it for.
+static void print_per_class(const eval_input *in, const eval_result *r, int n, int K) {
+    double *accuracy = ns_malloc((size_t)K * sizeof(double), "eval class accuracy");
+    for (int i = 0; i < n; i++) {
+        class_accuracies(accuracy, r[i].confusion, K);
+        printf("\n%s: accuracy per conditioning class\n%5s  %7s  %8s  %s\n", in[i].path, "class", "n", "accuracy",
+               "most often taken for");
+        for (int c = 0; c < K; c++) {
+            const int *row = r[i].confusion + (size_t)c * K;
+            int total = 0, worst = -1;
+            for (int j = 0; j < K; j++) {
+                total += row[j];
+                if (j != c && row[j] > 0 && (worst < 0 || row[j] > row[worst])) worst = j;
+            }
+            if (!total) continue;
+            printf("%5d  %7d  %8.4f", c, total, accuracy[c]);
+            if (worst >= 0) printf("  %d (%.4f)", worst, (double)row[worst] / total);
+            printf("\n");
+        }
+    }
+    free(accuracy);
 }
 
 static void print_table(const eval_input *in, const eval_result *r, int n) {
@@ -683,12 +731,14 @@ int eval_files(const eval_options *o) {
         goto done;
     }
     if (o->print_table) print_table(in, res, o->n_files);
+    if (o->per_class) print_per_class(in, res, o->n_files, e.K);
     for (int i = 0; i < o->n_files && !o->no_write && !st; i++) st = result_write(&in[i], &res[i], o, &e, &ref);
     if (st) code = fail(cmd, CLI_EXIT_FAILURE);
     else if (!o->no_write)
         fprintf(stderr, "noisesearch %s: wrote /%s into %d file(s)\n", cmd, EVAL_GROUP, o->n_files);
 done:
     for (int i = 0; i < probed; i++) free(in[i].labels);
+    for (int i = 0; i < o->n_files; i++) free(res[i].confusion);
     free(in), free(res);
     reference_free(&ref);
     evaluator_close(&e);

@@ -19,6 +19,7 @@ typedef struct {
     int k, kid_subsets, kid_size, kid_seed, is_splits, batch, threads;
     int no_write;     // compute and print only; leave the files unchanged
     int print_table;  // print the metrics table on stdout
+    int per_class;    // also print each file's accuracy per conditioning class
 } eval_options;
 
 // The defaults of `noisesearch eval`: cmd "eval", k 3, 100 KID subsets of

@@ -203,6 +203,18 @@ def main():
           and e["k"] == 3 and e["kid_size"] == N_REF and e["is_splits"] == 10 and e["oracle"] == 0
           and e["reference"] == p("R.h5"))
     check("table printed with a header and one row", len(out.strip().splitlines()) == 2 and "FID" in out)
+    with h5py.File(p("self.h5"), "r") as f:
+        conf, per_class = f["evaluation/confusion"][...], f["evaluation/class_accuracy"][...]
+    rows = conf.sum(1)
+    check("confusion: rows count each label, trace = accuracy, class_accuracy = diagonal / row",
+          conf.shape == (10, 10) and (rows == np.bincount(labels, minlength=10)).all()
+          and np.trace(conf) / N_REF == e["accuracy"] and np.allclose(per_class, np.diag(conf) / rows),
+          f"row sums {rows.tolist()}, per class {np.round(per_class, 3).tolist()}")
+    out = must(binary, "eval", p("self.h5"), *base, "--kid-subsets", "2", "--per-class", "--no-write")
+    lines = [line for line in out.splitlines() if line.strip()]
+    check("--per-class prints one line per class after the table",
+          len(lines) == 2 + 2 + 10 and all(abs(float(lines[4 + c].split()[2]) - per_class[c]) < 6e-5 for c in range(10)),
+          "\n".join(lines[2:]))
 
     print("1000 test images (features = the reference's first 1000 rows)")
     half = 1000

@@ -460,11 +460,17 @@ static void test_accuracy(void) {
     printf("Class accuracy\n");
     const float scores[4 * 3] = {0.1f, 2.0f, -1.0f, 5.0f, 5.0f, 0.0f, -3.0f, -2.0f, -1.0f, 0.2f, 0.3f, 0.1f};
     const int labels[4] = {1, 0, 2, 0}, bad[4] = {1, 0, 3, 0};
+    // Rows' argmax: 1, 0 (tie with 1: first), 2, 1.
+    const int want[3 * 3] = {1, 1, 0, 0, 1, 0, 0, 0, 1};
+    int confusion[3 * 3];
     double acc;
-    NS_CHECK(metrics_class_accuracy(&acc, scores, labels, 4, 3) == NS_OK);
+    NS_CHECK(metrics_class_accuracy(&acc, confusion, scores, labels, 4, 3) == NS_OK);
     printf("  hand-made                 %.3f (want 0.75; tie -> first)\n", acc);
     EXPECT(acc == 0.75, "accuracy %g", acc);
-    expect_error("label out of range", metrics_class_accuracy(&acc, scores, bad, 4, 3), "outside");
+    EXPECT(memcmp(confusion, want, sizeof want) == 0, "confusion matrix [label][argmax] differs from the hand count");
+    NS_CHECK(metrics_class_accuracy(&acc, NULL, scores, labels, 4, 3) == NS_OK);
+    EXPECT(acc == 0.75, "accuracy without a confusion matrix %g", acc);
+    expect_error("label out of range", metrics_class_accuracy(&acc, confusion, scores, bad, 4, 3), "outside");
 }
 
 static void test_io(const char *dir) {

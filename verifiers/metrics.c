@@ -727,8 +727,10 @@ ns_status metrics_precision_recall(double *precision, double *recall, const floa
 
 // ---------------------------------------------------------------------------
 
-ns_status metrics_class_accuracy(double *accuracy, const float *scores, const int *labels, int n, int K) {
+ns_status metrics_class_accuracy(double *accuracy, int *confusion, const float *scores, const int *labels, int n,
+                                 int K) {
     if (n < 1 || K < 1) return ns_error_set(NS_ERR_ARG, "class accuracy: need n >= 1 and K >= 1 (got %d, %d)", n, K);
+    if (confusion) memset(confusion, 0, (size_t)K * K * sizeof *confusion);
     long hits = 0;
     for (int r = 0; r < n; r++) {
         if (labels[r] < 0 || labels[r] >= K)
@@ -738,6 +740,7 @@ ns_status metrics_class_accuracy(double *accuracy, const float *scores, const in
         for (int j = 1; j < K; j++)
             if (s[j] > s[best]) best = j;
         hits += best == labels[r];
+        if (confusion) confusion[(size_t)labels[r] * K + best]++;
     }
     *accuracy = (double)hits / n;
     return NS_OK;

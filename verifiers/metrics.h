@@ -182,6 +182,8 @@ ns_status metrics_manifold_fraction(double *fraction, const float *query, int nq
 // ---------------------------------------------------------------------------
 // Fraction of rows whose argmax (first on ties) equals the label.
 // scores: (n,K) logits or probabilities; labels: (n,) in [0, K).
-ns_status metrics_class_accuracy(double *accuracy, const float *scores, const int *labels, int n, int K);
+// confusion: NULL, or (K,K) counts filled in: [label][argmax].
+ns_status metrics_class_accuracy(double *accuracy, int *confusion, const float *scores, const int *labels, int n,
+                                 int K);
 
 #endif
