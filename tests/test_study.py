@@ -3,6 +3,8 @@
   - a 4-task grid (two searches with their own budget lists, two no-search
     baselines) runs task by task,
     every log complete with its /evaluation, then the curves' table and plots;
+  - tools/archive_logs.py copies the logs without their tensors, and curves
+    on the copies gives the same table; an unevaluated log is refused;
   - a study stopped by TERM in the middle exits 3 with its running log
     flushed; run again, it ends with every log bitwise identical to the
     uninterrupted study's.
@@ -67,6 +69,39 @@ def test_complete():
     print("uninterrupted study: 4 logs, metrics, table and plots", flush=True)
 
 
+def curves_rows(logs, out):
+    """curves.csv of these logs, without the file column."""
+    subprocess.run([NS, "curves", *logs, "--out", out, "--no-plots"], env=ENV, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(os.path.join(out, "curves.csv")) as f:
+        return [line.split(",", 1)[1] for line in f.read().strip().splitlines()]
+
+
+def test_archive():
+    logs = [os.path.join(WORK, "A", name) for name in LOGS]
+    archive = os.path.join(WORK, "A", "archive")
+    p = subprocess.run([sys.executable, os.path.join(SRC, "tools", "archive_logs.py"), archive, *logs],
+                       capture_output=True, text=True)
+    if not check(p.returncode == 0, f"archive_logs.py exited {p.returncode}:\n{p.stderr}"):
+        return
+    copies = [os.path.join(archive, name) for name in LOGS]
+    size = lambda paths: sum(os.path.getsize(q) for q in paths)
+    with h5py.File(copies[-1], "r") as f:
+        check("sample" not in f["searches"] and "noise" not in f["candidates"] and "evaluation" in f
+              and "searches/sample" in f.attrs["archived_without"], "archive: tensors kept or /evaluation lost")
+    check(curves_rows(copies, os.path.join(WORK, "A", "curves-archive")) ==
+          curves_rows(logs, os.path.join(WORK, "A", "curves-logs")), "curves of the archives differ from the logs'")
+    unevaluated = os.path.join(WORK, "unevaluated.h5")
+    shutil.copy(logs[0], unevaluated)
+    with h5py.File(unevaluated, "a") as f:
+        del f["evaluation"]
+    p = subprocess.run([sys.executable, os.path.join(SRC, "tools", "archive_logs.py"), archive, unevaluated],
+                       capture_output=True, text=True)
+    check(p.returncode == 2 and "no /evaluation" in p.stderr
+          and not os.path.exists(os.path.join(archive, "unevaluated.h5")), f"unevaluated log: {p.stderr}")
+    print(f"archives: {size(logs) / 1e3:.0f} kB of logs -> {size(copies) / 1e3:.0f} kB, the same curves", flush=True)
+
+
 def test_stop_and_continue():
     p = study("B", start_new_session=True)
     second = os.path.join(WORK, "B", "paths-class_logit-1.h5")  # the second task (searches first)
@@ -106,5 +141,6 @@ if __name__ == "__main__":
     with open(os.path.join(WORK, "study.yaml"), "w") as f:
         f.write(tiny_models.CONFIG.format(per_class=6))
     test_complete()
+    test_archive()
     test_stop_and_continue()
     checks.finish()
