@@ -28,7 +28,7 @@ NS, SRC, WORK = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), os.p
 STUDY = os.path.join(SRC, "tools", "study.sh")
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
 ENV.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1",
-           BLIS_NUM_THREADS="1", NS=NS, TEMPLATE="study.yaml", ALGORITHMS="random paths", VERIFIERS="class_logit",
+           BLIS_NUM_THREADS="1", THREADS="1", NS=NS, TEMPLATE="study.yaml", ALGORITHMS="random paths", VERIFIERS="class_logit",
            BUDGETS="2", BUDGETS_PATHS="1", BASELINE_NFES="10 20", EVALUATOR="evaluator.h5",
            REFERENCE="reference.h5")
 LOGS = ["none-nfe10.h5", "none-nfe20.h5", "paths-class_logit-1.h5", "random-class_logit-2.h5"]
