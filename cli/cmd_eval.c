@@ -540,8 +540,19 @@ static ns_status input_read_images(const eval_input *in, float **images) {
 typedef struct {
     double fid, kid_mean, kid_std, is_mean, is_std, precision, recall, accuracy, seconds;
     int kid_size;
-    int *confusion;  // (K,K) sample counts [conditioning label][evaluator argmax]
+    int *confusion;           // (K,K) sample counts [conditioning label][evaluator argmax]
+    double *class_accuracy;   // (K,) per conditioning label; NaN for a label without samples
 } eval_result;
+
+// Accuracy per conditioning label from a (K,K) confusion matrix; NaN for a
+// label without samples.
+static void class_accuracies(double *accuracy, const int *confusion, int K) {
+    for (int c = 0; c < K; c++) {
+        long total = 0;
+        for (int j = 0; j < K; j++) total += confusion[(size_t)c * K + j];
+        accuracy[c] = total ? (double)confusion[(size_t)c * K + c] / total : NAN;
+    }
+}
 
 static ns_status evaluate(eval_result *r, const eval_options *o, evaluator *e, const reference *ref,
                           const eval_input *in, const float *images) {
@@ -571,22 +582,14 @@ static ns_status evaluate(eval_result *r, const eval_options *o, evaluator *e, c
     if (!st) st = metrics_knn_radii(radii2, features, n, D, o->k, 0);
     if (!st) st = metrics_manifold_fraction(&r->recall, ref->features, ref->count, features, radii2, n, D, 0);
     r->confusion = ns_malloc((size_t)K * K * sizeof(int), "eval confusion matrix");
+    r->class_accuracy = ns_malloc((size_t)K * sizeof(double), "eval class accuracy");
     if (!st) st = metrics_class_accuracy(&r->accuracy, r->confusion, logits, in->labels, n, K);
+    if (!st) class_accuracies(r->class_accuracy, r->confusion, K);
     if (st) ns_error_set(st, "%s: %s", in->path, ns_error_message());
     r->seconds = ns_now() - t0;
     metrics_gaussian_free(&g);
     free(features), free(logits), free(probs), free(radii2);
     return st;
-}
-
-// Accuracy per conditioning label from a (K,K) confusion matrix; NaN for a
-// label without samples.
-static void class_accuracies(double *accuracy, const int *confusion, int K) {
-    for (int c = 0; c < K; c++) {
-        long total = 0;
-        for (int j = 0; j < K; j++) total += confusion[(size_t)c * K + j];
-        accuracy[c] = total ? (double)confusion[(size_t)c * K + c] / total : NAN;
-    }
 }
 
 // The row as group /evaluation: written as /evaluation.new, then moved over
@@ -625,12 +628,9 @@ static ns_status result_write(const eval_input *in, const eval_result *r, const 
                 {"kid_subsets", o->kid_subsets}, {"kid_size", r->kid_size}, {"kid_seed", o->kid_seed},
                 {"is_splits", o->is_splits}, {"reference_count", ref->count}};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0] && !st; i++) st = h5u_attr_write_int(g, p, ints[i].name, ints[i].v);
-    double *class_accuracy = ns_malloc((size_t)K * sizeof(double), "eval class accuracy");
-    class_accuracies(class_accuracy, r->confusion, K);
     const hsize_t confusion_dims[2] = {(hsize_t)K, (hsize_t)K}, class_dims[1] = {(hsize_t)K};
     if (!st) st = h5u_write_ints(g, p, "confusion", 2, confusion_dims, r->confusion);
-    if (!st) st = h5u_write_doubles(g, p, "class_accuracy", 1, class_dims, class_accuracy);
-    free(class_accuracy);
+    if (!st) st = h5u_write_doubles(g, p, "class_accuracy", 1, class_dims, r->class_accuracy);
     if (!st) st = h5u_attr_write_string(g, p, "evaluator", e->path);
     if (!st) st = h5u_attr_write_string(g, p, "evaluator_sha256", e->sha256);
     if (!st) st = h5u_attr_write_string(g, p, "reference", ref->path);
@@ -665,9 +665,7 @@ static ns_status result_write(const eval_input *in, const eval_result *r, const 
 // Per file: each conditioning label's sample count and accuracy, and the
 // class the evaluator most often mistakes it for.
 static void print_per_class(const eval_input *in, const eval_result *r, int n, int K) {
-    double *accuracy = ns_malloc((size_t)K * sizeof(double), "eval class accuracy");
     for (int i = 0; i < n; i++) {
-        class_accuracies(accuracy, r[i].confusion, K);
         printf("\n%s: accuracy per conditioning class\n%5s  %7s  %8s  %s\n", in[i].path, "class", "n", "accuracy",
                "most often taken for");
         for (int c = 0; c < K; c++) {
@@ -678,12 +676,11 @@ static void print_per_class(const eval_input *in, const eval_result *r, int n, i
                 if (j != c && row[j] > 0 && (worst < 0 || row[j] > row[worst])) worst = j;
             }
             if (!total) continue;
-            printf("%5d  %7d  %8.4f", c, total, accuracy[c]);
+            printf("%5d  %7d  %8.4f", c, total, r[i].class_accuracy[c]);
             if (worst >= 0) printf("  %d (%.4f)", worst, (double)row[worst] / total);
             printf("\n");
         }
     }
-    free(accuracy);
 }
 
 static void print_table(const eval_input *in, const eval_result *r, int n) {
@@ -738,7 +735,7 @@ int eval_files(const eval_options *o) {
         fprintf(stderr, "noisesearch %s: wrote /%s into %d file(s)\n", cmd, EVAL_GROUP, o->n_files);
 done:
     for (int i = 0; i < probed; i++) free(in[i].labels);
-    for (int i = 0; i < o->n_files; i++) free(res[i].confusion);
+    for (int i = 0; i < o->n_files; i++) free(res[i].confusion), free(res[i].class_accuracy);
     free(in), free(res);
     reference_free(&ref);
     evaluator_close(&e);

@@ -9,7 +9,8 @@ without its tensor columns (docs/hdf5-layout.md: candidates/noise,
 candidates/x1_hat, searches/sample, searches/fid_features,
 trajectories/state) into DIR under the same name. Everything else (root
 attributes, /evaluation, every other column with its attributes, shape
-limits and chunks) is copied, the columns gzipped; the root attribute `archived_without` lists what was left out.
+limits and chunks) is copied, the columns gzipped; the root attribute
+`archived_without` lists what was left out.
 `noisesearch curves DIR/*.h5 --out CURVES` then draws the same table and
 plots as from the logs (tests/test_study.py compares them).
 
