@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Benchmarks of the distributed search; prints the tables of docs/performance.md.
 
-  1. parallel efficiency: random search at P = 1, 2, 3 on this machine vs the
-     denoiser's own batched throughput (`noisesearch sample`, all cores);
+  1. parallel efficiency: random search at P = 1, 2 and one single-threaded
+     worker per CPU (+ rank 0), at batch 16 and 32, vs the denoiser's own
+     batched throughput (`noisesearch sample`, all cores);
   2. coordinator capacity: candidates/s rank 0 sustains with a tiny model and
      many oversubscribed workers;
   3. rank 0's peak memory after 10 000 / 100 000 / 1 000 000 logged candidates;
   4. logging overhead: trajectories on vs off.
 
-usage: bench_search.py NOISESEARCH MODEL.h5 VERIFIER.h5 WORKDIR [--quick]
+usage: bench_search.py NOISESEARCH MODEL.h5 VERIFIER.h5 WORKDIR [--quick] [--only=SECTION,...]
+SECTION: efficiency, capacity, memory, logging (default: all four, in that order).
 MODEL/VERIFIER: the shipped denoiser and verifier classifier (any files of
 those architectures give the same cost). Run it on an idle machine.
 """
@@ -20,6 +22,7 @@ import time
 
 NS, MODEL, VERIFIER, WORK = (os.path.abspath(a) for a in sys.argv[1:5])
 QUICK = "--quick" in sys.argv
+ONLY = next((a.split("=", 1)[1].split(",") for a in sys.argv if a.startswith("--only=")), None)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 import tiny_models  # noqa: E402
 
@@ -84,21 +87,23 @@ def search(name, ranks, **kw):
 
 
 def efficiency():
-    B, spc = 32, 4 if QUICK else 8
-    err, _ = run([NS, "sample", "--model", MODEL, "--classes", "all", "--per-class", str(spc * 8), "--nfe", "20",
-                  "--batch", str(B), "--threads", str(CPUS), "--h5", "standalone.h5", "--overwrite"])
-    m = re.findall(r"([\d.]+) samples/s, ([\d.]+) NFE/s", err)
-    standalone = float(m[-1][1])
-    print(f"\n## 1. Parallel efficiency: random search (best of 8, Heun 20 NFEs, class_logit, batch {B})")
-    print(f"standalone `noisesearch sample`, batch {B}, {CPUS} threads: {standalone:.0f} NFE/s\n")
-    print("| P | workers x threads | searches | wall s | NFE/s | vs standalone |")
-    print("|---|---|---|---|---|---|")
-    for ranks in (1, 2, 3):
-        workers = max(ranks - 1, 1)
-        r = search(f"eff{ranks}", ranks, spc=spc, batch=B, threads=max(CPUS // workers, 1))
-        rate = r["nfe"] / r["seconds"]
-        print(f"| {ranks} | {workers} x {max(CPUS // workers, 1)} | {r['searches']} | {r['seconds']:.1f} | {rate:.0f} "
-              f"| {100 * rate / standalone:.1f}% |")
+    spc = 4 if QUICK else 8
+    print("\n## 1. Parallel efficiency: random search (best of 8, Heun 20 NFEs, class_logit)")
+    print("against the denoiser's own throughput (`noisesearch sample`, all cores) at the same batch\n")
+    print("| batch | P | workers x threads | searches | wall s | NFE/s | vs standalone |")
+    print("|---|---|---|---|---|---|---|")
+    for B in (16, 32):
+        err, _ = run([NS, "sample", "--model", MODEL, "--classes", "all", "--per-class", str(spc * 8), "--nfe", "20",
+                      "--batch", str(B), "--threads", str(CPUS), "--h5", "standalone.h5", "--overwrite"])
+        standalone = float(re.findall(r"([\d.]+) samples/s, ([\d.]+) NFE/s", err)[-1][1])
+        print(f"| {B} | standalone | 1 x {CPUS} | | | {standalone:.0f} | 100% |")
+        for ranks in sorted({1, 2, CPUS + 1}):  # CPUS + 1: one single-threaded worker per core
+            workers = max(ranks - 1, 1)
+            threads = max(CPUS // workers, 1)
+            r = search(f"eff{ranks}", ranks, spc=spc, batch=B, threads=threads)
+            rate = r["nfe"] / r["seconds"]
+            print(f"| {B} | {ranks} | {workers} x {threads} | {r['searches']} | {r['seconds']:.1f} | {rate:.0f} "
+                  f"| {100 * rate / standalone:.1f}% |")
 
 
 def capacity():
@@ -131,11 +136,13 @@ def logging():
         print(f"| {traj} | {r['seconds']:.1f} | {r['size'] / 2**20:.1f} |")
 
 
+SECTIONS = {"efficiency": efficiency, "capacity": capacity, "memory": memory, "logging": logging}
+
 if __name__ == "__main__":
     os.makedirs(WORK, exist_ok=True)
-    tiny_models.make_models(NS, WORK, dict(ENV, BLIS_NUM_THREADS="1"))
+    if ONLY is None or {"capacity", "memory"} & set(ONLY):  # their tiny denoiser and verifier
+        tiny_models.make_models(NS, WORK, dict(ENV, BLIS_NUM_THREADS="1"))
     print(f"# bench_search on {CPUS} CPUs ({time.strftime('%Y-%m-%d')}); command: {' '.join(sys.argv)}")
-    efficiency()
-    capacity()
-    memory()
-    logging()
+    for name, section in SECTIONS.items():
+        if ONLY is None or name in ONLY:
+            section()

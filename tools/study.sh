@@ -10,10 +10,13 @@
 # The grid, the template and the outputs are sweep.sbatch's and
 # collect.sbatch's variables (TEMPLATE, SWEEP_DIR, ALGORITHMS, VERIFIERS,
 # ENSEMBLE, BUDGETS, BASELINE_NFES, OVERRIDES, CURVES_DIR, EVALUATOR, ...);
-# RANKS (default 2) is the number of MPI ranks per search, THREADS the BLIS
-# threads per rank (default: the CPUs divided among the RANKS - 1 worker
-# ranks, since rank 0 only coordinates and sleeps between probes; with 2
-# ranks and 1 thread one core idles: 172 against 288 NFE/s, measured).
+# RANKS is the number of MPI ranks per search (default: one worker per CPU
+# plus rank 0, which only coordinates and sleeps between probes, so mpirun
+# gets --oversubscribe), THREADS the BLIS threads per rank (default: the CPUs
+# divided among the RANKS - 1 workers, so 1). One single-threaded worker per
+# core ran the shipped denoiser 10-17% faster than one worker of 2 threads
+# on 2 cores (docs/performance.md, "The search"); a worker short of a core
+# idles it (2 ranks x 1 thread on 2 cores: 172 against 288 NFE/s).
 # docs/results.md has the study's settings.
 # Exit status: 0 done, 2 bad grid or config (nothing run), otherwise that
 # of the first task or step that failed (3: interrupted, run again).
@@ -23,9 +26,10 @@ sweep=$here/slurm/sweep.sbatch
 say() { echo "study.sh: $*" >&2; }
 
 cpus=$(nproc)
-export RANKS=${RANKS:-2}
+export RANKS=${RANKS:-$((cpus + 1))}
 workers=$((RANKS > 1 ? RANKS - 1 : 1))
 export THREADS=${THREADS:-$((cpus / workers > 0 ? cpus / workers : 1))}
+[ "$RANKS" -gt "$cpus" ] && export MPIRUN_ARGS=${MPIRUN_ARGS:---oversubscribe}  # mpirun counts rank 0's slot
 export SEARCH_SCRIPT=${SEARCH_SCRIPT:-$here/slurm/search.sbatch}
 export LAUNCHER=mpirun REQUEUE_ON_WARNING=0
 # A single-machine run: no enclosing Slurm job may leak its ids into the tasks.
