@@ -139,6 +139,9 @@ def logging():
 SECTIONS = {"efficiency": efficiency, "capacity": capacity, "memory": memory, "logging": logging}
 
 if __name__ == "__main__":
+    if ONLY is not None and set(ONLY) - set(SECTIONS):
+        sys.exit(f"bench_search.py: --only: unknown section(s) {', '.join(sorted(set(ONLY) - set(SECTIONS)))}; "
+                 f"expected a comma list of {', '.join(SECTIONS)}")
     os.makedirs(WORK, exist_ok=True)
     if ONLY is None or {"capacity", "memory"} & set(ONLY):  # their tiny denoiser and verifier
         tiny_models.make_models(NS, WORK, dict(ENV, BLIS_NUM_THREADS="1"))
