@@ -421,6 +421,33 @@ static int model_index(const curves_row *rows, int i) {
     return k;
 }
 
+// A search line's style: its colour from a palette of 9 that stay apart
+// in print and for the commonest colour blindness (Tableau 10 less its grey,
+// which is too near the black baseline), its point type from its algorithm,
+// dotted if oracle. Past 9 search lines the colours repeat on dash-dot
+// lines: two lines look alike only 18 search lines apart and of one algorithm.
+static const char *const line_colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                           "#8c564b", "#e377c2", "#bcbd22", "#17becf"};
+#define N_LINE_COLOURS (int)(sizeof line_colours / sizeof line_colours[0])
+
+static int algorithm_point_type(const char *algorithm) {
+    if (!strcmp(algorithm, "random")) return 7;      // filled circle
+    if (!strcmp(algorithm, "zero_order")) return 9;  // filled triangle
+    if (!strcmp(algorithm, "paths")) return 5;       // filled square
+    return 13;                                       // filled diamond
+}
+
+static void line_style(FILE *out, const curves_row *rows, int i, int search_line) {
+    const curves_row *r = &rows[i];
+    if (is_baseline(r)) {  // black, dashed, one open point type per denoiser
+        fprintf(out, " lc rgb 'black' dt 2 lw 2 pt %d ps 1.2", 6 + 2 * model_index(rows, i));
+        return;
+    }
+    int dash = r->oracle ? 3 : (search_line / N_LINE_COLOURS) % 2 ? 4 : 1;
+    fprintf(out, " lc rgb '%s' dt %d lw 2 pt %d ps 1.2", line_colours[search_line % N_LINE_COLOURS], dash,
+            algorithm_point_type(r->algorithm));
+}
+
 // ---------------------------------------------------------------------------
 // Outputs
 
@@ -662,14 +689,13 @@ static void gp_write(FILE *out, const void *ctx) {
         fprintf(out, "\nset title ");
         gp_string(out, title);
         fprintf(out, "\nplot");
-        for (int i = 0, l = 0; i < t->n; l++) {
+        for (int i = 0, l = 0, search_line = 0; i < t->n; l++) {
             char name[700];
             line_title(name, sizeof name, &t->rows[i], several_models);
             fprintf(out, "%s $line%d using 1:%d with linespoints title ", l ? ", \\\n    " : " ", l, p + 2);
             gp_string(out, name);
-            if (is_baseline(&t->rows[i]))  // one point type per denoiser
-                fprintf(out, " lc rgb 'black' dt 2 lw 2 pt %d ps 1.2", 6 + 2 * model_index(t->rows, i));
-            else fprintf(out, " lw 2 pt 7 ps 1.2%s", t->rows[i].oracle ? " dt 3" : "");
+            line_style(out, t->rows, i, search_line);
+            search_line += !is_baseline(&t->rows[i]);
             int j = i;
             while (j < t->n && !line_cmp(&t->rows[i], &t->rows[j])) j++;
             i = j;

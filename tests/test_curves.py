@@ -24,6 +24,7 @@ usage: test_curves.py NOISESEARCH WORKDIR
 """
 import csv
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -172,6 +173,13 @@ def datablocks(gp):
     return blocks
 
 
+def line_styles(gp):
+    """{title: style} of the first plot of a gnuplot script (every plot styles its lines alike)."""
+    first = gp[gp.index("\nplot"):]
+    first = first[:first.index("\nset output")]
+    return {t: style.strip() for t, style in re.findall(r"title '((?:[^']|'')*)'([^,\\\n]*)", first)}
+
+
 def one_line_error(name, rc, err, needle, code=2, absent=None):
     lines = err.strip().splitlines()
     ok = rc == code and len(lines) == 1 and needle in lines[0]
@@ -249,6 +257,10 @@ def main():
     check(gp.count("title 'more denoising steps only'") == 6 and gp.count("title 'random, class_logit'") == 6
           and gp.count("title 'random, is_oracle (oracle)'") == 6, "legend: baseline, search and oracle lines")
     check("set logscale x" in gp, "log x axis")
+    styles = line_styles(gp)
+    check(len(styles) == 3 and len(set(styles.values())) == 3 and "'black' dt 2" in styles["more denoising steps only"]
+          and " dt 3 " in styles["random, is_oracle (oracle)"], "every line its own style: baseline black dashed, "
+          "oracle dotted", str(styles))
     for p in PLOTS:
         ok, detail = png_valid(w(f"out/{p}.png"))
         check(ok, f"{p}.png is a valid, non-blank PNG", detail)
@@ -342,6 +354,9 @@ def main():
           gp.count("title 'den.h5: more denoising steps only'") == 6 and
           gp.count("title 'small.h5: random, class_logit'") == 6 and "set xlabel 'total GFLOPs" in gp,
           "legend names each line's denoiser; x label in GFLOPs")
+    styles = line_styles(gp)
+    check(len(styles) == 4 and len(set(styles.values())) == 4, "four lines, four styles (a point type per "
+          "denoiser's baseline)", str(styles))
     check("GFLOP/sample" in out.splitlines()[0], "stdout: a GFLOP/sample column")
     shutil.copy(w("none6.h5"), w("old.h5"))  # as a log written before the attribute existed
     with h5py.File(w("old.h5"), "a") as f:

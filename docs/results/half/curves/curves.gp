@@ -41,7 +41,7 @@ set output 'fid.png'.suffix
 set ylabel 'FID (lower is better)'
 set title 'FID vs compute'
 plot  $line0 using 1:2 with linespoints title 'half.h5: more denoising steps only' lc rgb 'black' dt 2 lw 2 pt 6 ps 1.2, \
-     $line1 using 1:2 with linespoints title 'half.h5: random, class_logit' lw 2 pt 7 ps 1.2, \
+     $line1 using 1:2 with linespoints title 'half.h5: random, class_logit' lc rgb '#1f77b4' dt 1 lw 2 pt 7 ps 1.2, \
      $line2 using 1:2 with linespoints title 'default.h5: more denoising steps only' lc rgb 'black' dt 2 lw 2 pt 8 ps 1.2
 set output
 
@@ -49,7 +49,7 @@ set output 'kid.png'.suffix
 set ylabel 'KID, mean over subsets (lower is better)'
 set title 'KID vs compute'
 plot  $line0 using 1:3 with linespoints title 'half.h5: more denoising steps only' lc rgb 'black' dt 2 lw 2 pt 6 ps 1.2, \
-     $line1 using 1:3 with linespoints title 'half.h5: random, class_logit' lw 2 pt 7 ps 1.2, \
+     $line1 using 1:3 with linespoints title 'half.h5: random, class_logit' lc rgb '#1f77b4' dt 1 lw 2 pt 7 ps 1.2, \
      $line2 using 1:3 with linespoints title 'default.h5: more denoising steps only' lc rgb 'black' dt 2 lw 2 pt 8 ps 1.2
 set output
 
@@ -57,7 +57,7 @@ set output 'is.png'.suffix
 set ylabel 'Inception Score with the evaluator (higher is better)'
 set title 'Inception Score vs compute'
 plot  $line0 using 1:4 with linespoints title 'half.h5: more denoising steps only' lc rgb 'black' dt 2 lw 2 pt 6 ps 1.2, \
-     $line1 using 1:4 with linespoints title 'half.h5: random, class_logit' lw 2 pt 7 ps 1.2, \
+     $line1 using 1:4 with linespoints title 'half.h5: random, class_logit' lc rgb '#1f77b4' dt 1 lw 2 pt 7 ps 1.2, \
      $line2 using 1:4 with linespoints title 'default.h5: more denoising steps only' lc rgb 'black' dt 2 lw 2 pt 8 ps 1.2
 set output
 
@@ -65,7 +65,7 @@ set output 'precision.png'.suffix
 set ylabel 'precision (higher is better)'
 set title 'Precision vs compute'
 plot  $line0 using 1:5 with linespoints title 'half.h5: more denoising steps only' lc rgb 'black' dt 2 lw 2 pt 6 ps 1.2, \
-     $line1 using 1:5 with linespoints title 'half.h5: random, class_logit' lw 2 pt 7 ps 1.2, \
+     $line1 using 1:5 with linespoints title 'half.h5: random, class_logit' lc rgb '#1f77b4' dt 1 lw 2 pt 7 ps 1.2, \
      $line2 using 1:5 with linespoints title 'default.h5: more denoising steps only' lc rgb 'black' dt 2 lw 2 pt 8 ps 1.2
 set output
 
@@ -73,7 +73,7 @@ set output 'recall.png'.suffix
 set ylabel 'recall (higher is better)'
 set title 'Recall vs compute'
 plot  $line0 using 1:6 with linespoints title 'half.h5: more denoising steps only' lc rgb 'black' dt 2 lw 2 pt 6 ps 1.2, \
-     $line1 using 1:6 with linespoints title 'half.h5: random, class_logit' lw 2 pt 7 ps 1.2, \
+     $line1 using 1:6 with linespoints title 'half.h5: random, class_logit' lc rgb '#1f77b4' dt 1 lw 2 pt 7 ps 1.2, \
      $line2 using 1:6 with linespoints title 'default.h5: more denoising steps only' lc rgb 'black' dt 2 lw 2 pt 8 ps 1.2
 set output
 
@@ -81,6 +81,6 @@ set output 'accuracy.png'.suffix
 set ylabel 'evaluator accuracy on the conditioning labels'
 set title 'Accuracy vs compute'
 plot  $line0 using 1:7 with linespoints title 'half.h5: more denoising steps only' lc rgb 'black' dt 2 lw 2 pt 6 ps 1.2, \
-     $line1 using 1:7 with linespoints title 'half.h5: random, class_logit' lw 2 pt 7 ps 1.2, \
+     $line1 using 1:7 with linespoints title 'half.h5: random, class_logit' lc rgb '#1f77b4' dt 1 lw 2 pt 7 ps 1.2, \
      $line2 using 1:7 with linespoints title 'default.h5: more denoising steps only' lc rgb 'black' dt 2 lw 2 pt 8 ps 1.2
 set output

@@ -83,88 +83,88 @@ set output 'fid.png'.suffix
 set ylabel 'FID (lower is better)'
 set title 'FID vs compute'
 plot  $line0 using 1:2 with linespoints title 'more denoising steps only' lc rgb 'black' dt 2 lw 2 pt 6 ps 1.2, \
-     $line1 using 1:2 with linespoints title 'paths, class_logit' lw 2 pt 7 ps 1.2, \
-     $line2 using 1:2 with linespoints title 'paths, ensemble(class_logit,self_similarity)' lw 2 pt 7 ps 1.2, \
-     $line3 using 1:2 with linespoints title 'paths, self_similarity' lw 2 pt 7 ps 1.2, \
-     $line4 using 1:2 with linespoints title 'random, class_logit' lw 2 pt 7 ps 1.2, \
-     $line5 using 1:2 with linespoints title 'random, ensemble(class_logit,self_similarity)' lw 2 pt 7 ps 1.2, \
-     $line6 using 1:2 with linespoints title 'random, self_similarity' lw 2 pt 7 ps 1.2, \
-     $line7 using 1:2 with linespoints title 'zero_order, class_logit' lw 2 pt 7 ps 1.2, \
-     $line8 using 1:2 with linespoints title 'zero_order, ensemble(class_logit,self_similarity)' lw 2 pt 7 ps 1.2, \
-     $line9 using 1:2 with linespoints title 'zero_order, self_similarity' lw 2 pt 7 ps 1.2
+     $line1 using 1:2 with linespoints title 'paths, class_logit' lc rgb '#1f77b4' dt 1 lw 2 pt 5 ps 1.2, \
+     $line2 using 1:2 with linespoints title 'paths, ensemble(class_logit,self_similarity)' lc rgb '#ff7f0e' dt 1 lw 2 pt 5 ps 1.2, \
+     $line3 using 1:2 with linespoints title 'paths, self_similarity' lc rgb '#2ca02c' dt 1 lw 2 pt 5 ps 1.2, \
+     $line4 using 1:2 with linespoints title 'random, class_logit' lc rgb '#d62728' dt 1 lw 2 pt 7 ps 1.2, \
+     $line5 using 1:2 with linespoints title 'random, ensemble(class_logit,self_similarity)' lc rgb '#9467bd' dt 1 lw 2 pt 7 ps 1.2, \
+     $line6 using 1:2 with linespoints title 'random, self_similarity' lc rgb '#8c564b' dt 1 lw 2 pt 7 ps 1.2, \
+     $line7 using 1:2 with linespoints title 'zero_order, class_logit' lc rgb '#e377c2' dt 1 lw 2 pt 9 ps 1.2, \
+     $line8 using 1:2 with linespoints title 'zero_order, ensemble(class_logit,self_similarity)' lc rgb '#bcbd22' dt 1 lw 2 pt 9 ps 1.2, \
+     $line9 using 1:2 with linespoints title 'zero_order, self_similarity' lc rgb '#17becf' dt 1 lw 2 pt 9 ps 1.2
 set output
 
 set output 'kid.png'.suffix
 set ylabel 'KID, mean over subsets (lower is better)'
 set title 'KID vs compute'
 plot  $line0 using 1:3 with linespoints title 'more denoising steps only' lc rgb 'black' dt 2 lw 2 pt 6 ps 1.2, \
-     $line1 using 1:3 with linespoints title 'paths, class_logit' lw 2 pt 7 ps 1.2, \
-     $line2 using 1:3 with linespoints title 'paths, ensemble(class_logit,self_similarity)' lw 2 pt 7 ps 1.2, \
-     $line3 using 1:3 with linespoints title 'paths, self_similarity' lw 2 pt 7 ps 1.2, \
-     $line4 using 1:3 with linespoints title 'random, class_logit' lw 2 pt 7 ps 1.2, \
-     $line5 using 1:3 with linespoints title 'random, ensemble(class_logit,self_similarity)' lw 2 pt 7 ps 1.2, \
-     $line6 using 1:3 with linespoints title 'random, self_similarity' lw 2 pt 7 ps 1.2, \
-     $line7 using 1:3 with linespoints title 'zero_order, class_logit' lw 2 pt 7 ps 1.2, \
-     $line8 using 1:3 with linespoints title 'zero_order, ensemble(class_logit,self_similarity)' lw 2 pt 7 ps 1.2, \
-     $line9 using 1:3 with linespoints title 'zero_order, self_similarity' lw 2 pt 7 ps 1.2
+     $line1 using 1:3 with linespoints title 'paths, class_logit' lc rgb '#1f77b4' dt 1 lw 2 pt 5 ps 1.2, \
+     $line2 using 1:3 with linespoints title 'paths, ensemble(class_logit,self_similarity)' lc rgb '#ff7f0e' dt 1 lw 2 pt 5 ps 1.2, \
+     $line3 using 1:3 with linespoints title 'paths, self_similarity' lc rgb '#2ca02c' dt 1 lw 2 pt 5 ps 1.2, \
+     $line4 using 1:3 with linespoints title 'random, class_logit' lc rgb '#d62728' dt 1 lw 2 pt 7 ps 1.2, \
+     $line5 using 1:3 with linespoints title 'random, ensemble(class_logit,self_similarity)' lc rgb '#9467bd' dt 1 lw 2 pt 7 ps 1.2, \
+     $line6 using 1:3 with linespoints title 'random, self_similarity' lc rgb '#8c564b' dt 1 lw 2 pt 7 ps 1.2, \
+     $line7 using 1:3 with linespoints title 'zero_order, class_logit' lc rgb '#e377c2' dt 1 lw 2 pt 9 ps 1.2, \
+     $line8 using 1:3 with linespoints title 'zero_order, ensemble(class_logit,self_similarity)' lc rgb '#bcbd22' dt 1 lw 2 pt 9 ps 1.2, \
+     $line9 using 1:3 with linespoints title 'zero_order, self_similarity' lc rgb '#17becf' dt 1 lw 2 pt 9 ps 1.2
 set output
 
 set output 'is.png'.suffix
 set ylabel 'Inception Score with the evaluator (higher is better)'
 set title 'Inception Score vs compute'
 plot  $line0 using 1:4 with linespoints title 'more denoising steps only' lc rgb 'black' dt 2 lw 2 pt 6 ps 1.2, \
-     $line1 using 1:4 with linespoints title 'paths, class_logit' lw 2 pt 7 ps 1.2, \
-     $line2 using 1:4 with linespoints title 'paths, ensemble(class_logit,self_similarity)' lw 2 pt 7 ps 1.2, \
-     $line3 using 1:4 with linespoints title 'paths, self_similarity' lw 2 pt 7 ps 1.2, \
-     $line4 using 1:4 with linespoints title 'random, class_logit' lw 2 pt 7 ps 1.2, \
-     $line5 using 1:4 with linespoints title 'random, ensemble(class_logit,self_similarity)' lw 2 pt 7 ps 1.2, \
-     $line6 using 1:4 with linespoints title 'random, self_similarity' lw 2 pt 7 ps 1.2, \
-     $line7 using 1:4 with linespoints title 'zero_order, class_logit' lw 2 pt 7 ps 1.2, \
-     $line8 using 1:4 with linespoints title 'zero_order, ensemble(class_logit,self_similarity)' lw 2 pt 7 ps 1.2, \
-     $line9 using 1:4 with linespoints title 'zero_order, self_similarity' lw 2 pt 7 ps 1.2
+     $line1 using 1:4 with linespoints title 'paths, class_logit' lc rgb '#1f77b4' dt 1 lw 2 pt 5 ps 1.2, \
+     $line2 using 1:4 with linespoints title 'paths, ensemble(class_logit,self_similarity)' lc rgb '#ff7f0e' dt 1 lw 2 pt 5 ps 1.2, \
+     $line3 using 1:4 with linespoints title 'paths, self_similarity' lc rgb '#2ca02c' dt 1 lw 2 pt 5 ps 1.2, \
+     $line4 using 1:4 with linespoints title 'random, class_logit' lc rgb '#d62728' dt 1 lw 2 pt 7 ps 1.2, \
+     $line5 using 1:4 with linespoints title 'random, ensemble(class_logit,self_similarity)' lc rgb '#9467bd' dt 1 lw 2 pt 7 ps 1.2, \
+     $line6 using 1:4 with linespoints title 'random, self_similarity' lc rgb '#8c564b' dt 1 lw 2 pt 7 ps 1.2, \
+     $line7 using 1:4 with linespoints title 'zero_order, class_logit' lc rgb '#e377c2' dt 1 lw 2 pt 9 ps 1.2, \
+     $line8 using 1:4 with linespoints title 'zero_order, ensemble(class_logit,self_similarity)' lc rgb '#bcbd22' dt 1 lw 2 pt 9 ps 1.2, \
+     $line9 using 1:4 with linespoints title 'zero_order, self_similarity' lc rgb '#17becf' dt 1 lw 2 pt 9 ps 1.2
 set output
 
 set output 'precision.png'.suffix
 set ylabel 'precision (higher is better)'
 set title 'Precision vs compute'
 plot  $line0 using 1:5 with linespoints title 'more denoising steps only' lc rgb 'black' dt 2 lw 2 pt 6 ps 1.2, \
-     $line1 using 1:5 with linespoints title 'paths, class_logit' lw 2 pt 7 ps 1.2, \
-     $line2 using 1:5 with linespoints title 'paths, ensemble(class_logit,self_similarity)' lw 2 pt 7 ps 1.2, \
-     $line3 using 1:5 with linespoints title 'paths, self_similarity' lw 2 pt 7 ps 1.2, \
-     $line4 using 1:5 with linespoints title 'random, class_logit' lw 2 pt 7 ps 1.2, \
-     $line5 using 1:5 with linespoints title 'random, ensemble(class_logit,self_similarity)' lw 2 pt 7 ps 1.2, \
-     $line6 using 1:5 with linespoints title 'random, self_similarity' lw 2 pt 7 ps 1.2, \
-     $line7 using 1:5 with linespoints title 'zero_order, class_logit' lw 2 pt 7 ps 1.2, \
-     $line8 using 1:5 with linespoints title 'zero_order, ensemble(class_logit,self_similarity)' lw 2 pt 7 ps 1.2, \
-     $line9 using 1:5 with linespoints title 'zero_order, self_similarity' lw 2 pt 7 ps 1.2
+     $line1 using 1:5 with linespoints title 'paths, class_logit' lc rgb '#1f77b4' dt 1 lw 2 pt 5 ps 1.2, \
+     $line2 using 1:5 with linespoints title 'paths, ensemble(class_logit,self_similarity)' lc rgb '#ff7f0e' dt 1 lw 2 pt 5 ps 1.2, \
+     $line3 using 1:5 with linespoints title 'paths, self_similarity' lc rgb '#2ca02c' dt 1 lw 2 pt 5 ps 1.2, \
+     $line4 using 1:5 with linespoints title 'random, class_logit' lc rgb '#d62728' dt 1 lw 2 pt 7 ps 1.2, \
+     $line5 using 1:5 with linespoints title 'random, ensemble(class_logit,self_similarity)' lc rgb '#9467bd' dt 1 lw 2 pt 7 ps 1.2, \
+     $line6 using 1:5 with linespoints title 'random, self_similarity' lc rgb '#8c564b' dt 1 lw 2 pt 7 ps 1.2, \
+     $line7 using 1:5 with linespoints title 'zero_order, class_logit' lc rgb '#e377c2' dt 1 lw 2 pt 9 ps 1.2, \
+     $line8 using 1:5 with linespoints title 'zero_order, ensemble(class_logit,self_similarity)' lc rgb '#bcbd22' dt 1 lw 2 pt 9 ps 1.2, \
+     $line9 using 1:5 with linespoints title 'zero_order, self_similarity' lc rgb '#17becf' dt 1 lw 2 pt 9 ps 1.2
 set output
 
 set output 'recall.png'.suffix
 set ylabel 'recall (higher is better)'
 set title 'Recall vs compute'
 plot  $line0 using 1:6 with linespoints title 'more denoising steps only' lc rgb 'black' dt 2 lw 2 pt 6 ps 1.2, \
-     $line1 using 1:6 with linespoints title 'paths, class_logit' lw 2 pt 7 ps 1.2, \
-     $line2 using 1:6 with linespoints title 'paths, ensemble(class_logit,self_similarity)' lw 2 pt 7 ps 1.2, \
-     $line3 using 1:6 with linespoints title 'paths, self_similarity' lw 2 pt 7 ps 1.2, \
-     $line4 using 1:6 with linespoints title 'random, class_logit' lw 2 pt 7 ps 1.2, \
-     $line5 using 1:6 with linespoints title 'random, ensemble(class_logit,self_similarity)' lw 2 pt 7 ps 1.2, \
-     $line6 using 1:6 with linespoints title 'random, self_similarity' lw 2 pt 7 ps 1.2, \
-     $line7 using 1:6 with linespoints title 'zero_order, class_logit' lw 2 pt 7 ps 1.2, \
-     $line8 using 1:6 with linespoints title 'zero_order, ensemble(class_logit,self_similarity)' lw 2 pt 7 ps 1.2, \
-     $line9 using 1:6 with linespoints title 'zero_order, self_similarity' lw 2 pt 7 ps 1.2
+     $line1 using 1:6 with linespoints title 'paths, class_logit' lc rgb '#1f77b4' dt 1 lw 2 pt 5 ps 1.2, \
+     $line2 using 1:6 with linespoints title 'paths, ensemble(class_logit,self_similarity)' lc rgb '#ff7f0e' dt 1 lw 2 pt 5 ps 1.2, \
+     $line3 using 1:6 with linespoints title 'paths, self_similarity' lc rgb '#2ca02c' dt 1 lw 2 pt 5 ps 1.2, \
+     $line4 using 1:6 with linespoints title 'random, class_logit' lc rgb '#d62728' dt 1 lw 2 pt 7 ps 1.2, \
+     $line5 using 1:6 with linespoints title 'random, ensemble(class_logit,self_similarity)' lc rgb '#9467bd' dt 1 lw 2 pt 7 ps 1.2, \
+     $line6 using 1:6 with linespoints title 'random, self_similarity' lc rgb '#8c564b' dt 1 lw 2 pt 7 ps 1.2, \
+     $line7 using 1:6 with linespoints title 'zero_order, class_logit' lc rgb '#e377c2' dt 1 lw 2 pt 9 ps 1.2, \
+     $line8 using 1:6 with linespoints title 'zero_order, ensemble(class_logit,self_similarity)' lc rgb '#bcbd22' dt 1 lw 2 pt 9 ps 1.2, \
+     $line9 using 1:6 with linespoints title 'zero_order, self_similarity' lc rgb '#17becf' dt 1 lw 2 pt 9 ps 1.2
 set output
 
 set output 'accuracy.png'.suffix
 set ylabel 'evaluator accuracy on the conditioning labels'
 set title 'Accuracy vs compute'
 plot  $line0 using 1:7 with linespoints title 'more denoising steps only' lc rgb 'black' dt 2 lw 2 pt 6 ps 1.2, \
-     $line1 using 1:7 with linespoints title 'paths, class_logit' lw 2 pt 7 ps 1.2, \
-     $line2 using 1:7 with linespoints title 'paths, ensemble(class_logit,self_similarity)' lw 2 pt 7 ps 1.2, \
-     $line3 using 1:7 with linespoints title 'paths, self_similarity' lw 2 pt 7 ps 1.2, \
-     $line4 using 1:7 with linespoints title 'random, class_logit' lw 2 pt 7 ps 1.2, \
-     $line5 using 1:7 with linespoints title 'random, ensemble(class_logit,self_similarity)' lw 2 pt 7 ps 1.2, \
-     $line6 using 1:7 with linespoints title 'random, self_similarity' lw 2 pt 7 ps 1.2, \
-     $line7 using 1:7 with linespoints title 'zero_order, class_logit' lw 2 pt 7 ps 1.2, \
-     $line8 using 1:7 with linespoints title 'zero_order, ensemble(class_logit,self_similarity)' lw 2 pt 7 ps 1.2, \
-     $line9 using 1:7 with linespoints title 'zero_order, self_similarity' lw 2 pt 7 ps 1.2
+     $line1 using 1:7 with linespoints title 'paths, class_logit' lc rgb '#1f77b4' dt 1 lw 2 pt 5 ps 1.2, \
+     $line2 using 1:7 with linespoints title 'paths, ensemble(class_logit,self_similarity)' lc rgb '#ff7f0e' dt 1 lw 2 pt 5 ps 1.2, \
+     $line3 using 1:7 with linespoints title 'paths, self_similarity' lc rgb '#2ca02c' dt 1 lw 2 pt 5 ps 1.2, \
+     $line4 using 1:7 with linespoints title 'random, class_logit' lc rgb '#d62728' dt 1 lw 2 pt 7 ps 1.2, \
+     $line5 using 1:7 with linespoints title 'random, ensemble(class_logit,self_similarity)' lc rgb '#9467bd' dt 1 lw 2 pt 7 ps 1.2, \
+     $line6 using 1:7 with linespoints title 'random, self_similarity' lc rgb '#8c564b' dt 1 lw 2 pt 7 ps 1.2, \
+     $line7 using 1:7 with linespoints title 'zero_order, class_logit' lc rgb '#e377c2' dt 1 lw 2 pt 9 ps 1.2, \
+     $line8 using 1:7 with linespoints title 'zero_order, ensemble(class_logit,self_similarity)' lc rgb '#bcbd22' dt 1 lw 2 pt 9 ps 1.2, \
+     $line9 using 1:7 with linespoints title 'zero_order, self_similarity' lc rgb '#17becf' dt 1 lw 2 pt 9 ps 1.2
 set output
