@@ -421,10 +421,9 @@ static int model_index(const curves_row *rows, int i) {
     return k;
 }
 
-// A search line's style: its colour from a palette of 9 that stay apart
-// in print and for the commonest colour blindness (Tableau 10 less its grey,
-// which is too near the black baseline), its point type from its algorithm,
-// dotted if oracle. Past 9 search lines the colours repeat on dash-dot
+// A search line's style: its colour from a palette of 9 (Tableau 10 less its
+// grey, which is too near the black baseline), its point type from its
+// algorithm, dotted if oracle. Past 9 search lines the colours repeat on dash-dot
 // lines: two lines look alike only 18 search lines apart and of one algorithm.
 static const char *const line_colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                            "#8c564b", "#e377c2", "#bcbd22", "#17becf"};
