@@ -418,6 +418,7 @@ static int64_t check_killed(const char *path) {
 }
 
 #define KILL_SEARCHES 40
+#define KILL_PACE_US 5000
 
 static void test_kill_resume(const char *dir) {
     char ref[4200], path[4200], copy[4200];
@@ -431,8 +432,12 @@ static void test_kill_resume(const char *dir) {
     for (int round = 0; round < 20 && !finished; round++) {
         pid_t pid = fork();
         NS_CHECK(pid >= 0);
-        if (pid == 0) _exit(writer_run(path, KILL_SEARCHES, 200));
-        usleep((useconds_t)(5000 + rand() % 60000));  // a flush takes ~10 ms here (two fsyncs)
+        // The writer sleeps KILL_PACE_US per search, so a round (killed by
+        // 65 ms) completes at most 13 searches whatever the disk's fsync
+        // speed: 40 searches need at least 4 rounds, so at least 3 kills
+        // land. (A 200 us pace let CI's fast disk finish in round 3.)
+        if (pid == 0) _exit(writer_run(path, KILL_SEARCHES, KILL_PACE_US));
+        usleep((useconds_t)(5000 + rand() % 60000));
         kill(pid, SIGKILL);
         int status;
         waitpid(pid, &status, 0);
